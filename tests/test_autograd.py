@@ -1,0 +1,142 @@
+"""Every autograd op the U-Net uses, gradient-checked in float64 against central finite differences."""
+
+import numpy as np
+import pytest
+
+from gradcheck import check_grads
+from pyddpm import autograd as ag
+from pyddpm.autograd import Tensor, no_grad
+
+rng = np.random.default_rng(1234)
+
+
+def randn(*shape):
+    return rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("op", [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b,
+                                lambda a, b: a / (b * b + 1.0)])
+def test_binary_ops_broadcast(op):
+    check_grads(op, randn(3, 1, 4), randn(2, 4))
+
+
+def test_ops_with_arrays_on_either_side():
+    a = randn(3, 4)
+    check_grads(lambda x: 2.0 - x * a + a / (x * x + 1.0) - (a - x) / 3.0, randn(3, 4))
+
+
+def test_unary_and_reductions():
+    check_grads(lambda x: (-x) ** 3, randn(2, 3))
+    check_grads(lambda x: (x * 0.3).exp(), randn(2, 3))
+    check_grads(lambda x: (x * x + 0.5).log(), randn(2, 3))
+    check_grads(lambda x: x.sum(axis=1), randn(2, 3, 4))
+    check_grads(lambda x: x.sum(axis=(0, 2), keepdims=True), randn(2, 3, 4))
+    check_grads(lambda x: x.mean(axis=(1, 2)), randn(2, 3, 4))
+    check_grads(lambda x: x.mean(), randn(2, 3, 4))
+
+
+def test_shape_ops():
+    check_grads(lambda x: x.reshape(4, 6) * np.arange(24.0).reshape(4, 6), randn(2, 3, 4))
+    check_grads(lambda x: x.transpose(2, 0, 1) * np.arange(24.0).reshape(4, 2, 3), randn(2, 3, 4))
+    check_grads(lambda a, b: ag.concat([a, b], axis=1), randn(2, 3, 2), randn(2, 1, 2))
+    check_grads(ag.upsample_nearest2x, randn(2, 3, 3, 5))
+    check_grads(lambda x: x[1] * 2.0 + x[0, 1:2], randn(2, 3, 4))
+
+
+def test_matmul_and_linear():
+    check_grads(lambda a, b: a @ b, randn(3, 5), randn(5, 2))
+    check_grads(ag.linear, randn(3, 5), randn(5, 2), randn(2))
+
+
+# (k, stride, padding, bias, fast): every path of conv2d: pointwise, same-size rows, general im2col.
+CONV_CASES = [(3, 1, 1, True, True), (3, 1, 1, True, False), (1, 1, 0, True, True), (3, 2, 1, True, True),
+              (3, 1, 1, False, True), (3, 2, 1, False, True), (5, 1, 2, True, True), (3, 1, 0, True, True)]
+
+
+@pytest.mark.parametrize("k,stride,padding,bias,fast", CONV_CASES)
+def test_conv2d(k, stride, padding, bias, fast):
+    x, w = randn(2, 3, 5, 6), randn(4, 3, k, k)
+    if bias:
+        check_grads(lambda x, w, b: ag.conv2d(x, w, b, stride, padding, fast=fast), x, w, randn(4))
+    else:
+        check_grads(lambda x, w: ag.conv2d(x, w, None, stride, padding, fast=fast), x, w)
+
+
+@pytest.mark.parametrize("k,stride,padding,bias,fast", CONV_CASES)
+def test_conv2d_matches_direct_sum(k, stride, padding, bias, fast):
+    """Each path equals the definition: out[b,o,i,j] = sum_{c,u,v} w[o,c,u,v] x_pad[b,c,s*i+u,s*j+v] + b[o]."""
+    x, w, b = randn(2, 3, 5, 6), randn(4, 3, k, k), randn(4)
+    out = ag.conv2d(x, w, b if bias else None, stride, padding, fast=fast).data
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    Ho, Wo = (5 + 2 * padding - k) // stride + 1, (6 + 2 * padding - k) // stride + 1
+    ref = np.zeros((2, 4, Ho, Wo))
+    for i in range(Ho):
+        for j in range(Wo):
+            patch = xp[:, :, stride * i:stride * i + k, stride * j:stride * j + k]
+            ref[:, :, i, j] = np.einsum("bcuv,ocuv->bo", patch, w) + (b if bias else 0.0)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("groups,silu", [(2, False), (2, True), (4, True), (1, False)])
+def test_group_norm(groups, silu):
+    # An offset signal: the statistics must not lose the variance to cancellation.
+    x = randn(2, 4, 3, 3) * 2.0 + 5.0
+    check_grads(lambda x, g, b: ag.group_norm(x, g, b, groups, silu=silu), x, randn(4), randn(4))
+
+
+def test_group_norm_normalises_each_group():
+    x = randn(3, 6, 4, 5) * 3.0 + 7.0
+    y = ag.group_norm(x, np.ones(6), np.zeros(6), 3).data.reshape(3, 3, -1)
+    np.testing.assert_allclose(y.mean(axis=2), 0.0, atol=1e-12)
+    np.testing.assert_allclose(y.var(axis=2), 1.0, rtol=1e-4)  # eps = 1e-6 against a variance of ~9
+
+
+def test_attention():
+    check_grads(ag.attention, randn(2, 2, 5, 3), randn(2, 2, 5, 3), randn(2, 2, 5, 3))
+
+
+def test_attention_matches_softmax_definition():
+    q, k, v = randn(1, 1, 7, 4), randn(1, 1, 7, 4), randn(1, 1, 7, 4)
+    s = q[0, 0] @ k[0, 0].T / 2.0
+    p = np.exp(s) / np.exp(s).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(ag.attention(q, k, v).data[0, 0], p @ v[0, 0], rtol=1e-12)
+
+
+def test_silu_and_dropout():
+    check_grads(ag.silu, randn(3, 4) * 3.0)
+    # The same generator state gives the same mask in every call, so finite differences see a fixed mask.
+    check_grads(lambda x: ag.dropout(x, 0.3, np.random.default_rng(7)), randn(4, 5))
+    kept = ag.dropout(np.ones((200, 200)), 0.25, np.random.default_rng(0)).data
+    assert abs((kept == 0).mean() - 0.25) < 0.01 and np.allclose(kept[kept != 0], 1 / 0.75)
+
+
+def test_discretized_gaussian_log_likelihood_grad():
+    x = rng.integers(0, 256, size=(2, 3)) / 127.5 - 1.0
+    x[0, 0], x[1, 2] = -1.0, 1.0  # both open edge bins
+    log_scales = rng.uniform(-3, 0, size=(2, 3))
+    check_grads(lambda m: ag.discretized_gaussian_log_likelihood(x, m, log_scales), x + randn(2, 3) * 0.05,
+                rtol=1e-4, atol=1e-6)
+
+
+def test_backward_accumulates_shared_inputs_and_frees_graph():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = x * x + x  # x used twice
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data + 1)
+    with pytest.raises(RuntimeError):
+        y.sum().backward()  # the graph below y was freed by the first backward: y is now a leaf
+
+
+def test_no_grad_records_nothing():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with no_grad():
+        y = x * 2.0
+    assert not y.requires_grad and y._backward is None
+    with pytest.raises(RuntimeError):
+        y.sum().backward()
+
+
+def test_backward_needs_scalar_or_grad():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(RuntimeError, match="scalar"):
+        (x * 2.0).backward()
