@@ -140,3 +140,11 @@ def test_backward_needs_scalar_or_grad():
     x = Tensor(np.ones(3), requires_grad=True)
     with pytest.raises(RuntimeError, match="scalar"):
         (x * 2.0).backward()
+
+
+def test_python_numbers_keep_the_tensor_dtype():
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    y = (0.5 * x - 1.0) / 3.0 + 2
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32

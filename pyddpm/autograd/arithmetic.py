@@ -16,27 +16,39 @@ def unbroadcast(g, shape):
     return g.sum(axis=stretched, keepdims=True) if stretched else g
 
 
+def _pair(a, b):
+    """Both operands as Tensors. A Python number takes the other operand's dtype, as numpy's own scalars
+    do: float32 * 0.5 stays float32 instead of becoming a 0-d float64 array that promotes the result."""
+    if isinstance(a, (int, float)):
+        b = as_tensor(b)
+        return Tensor(b.xp.asarray(a, dtype=b.dtype)), b
+    a = as_tensor(a)
+    if isinstance(b, (int, float)):
+        return a, Tensor(a.xp.asarray(b, dtype=a.dtype))
+    return a, as_tensor(b)
+
+
 def add(a, b):
-    a, b = as_tensor(a), as_tensor(b)
+    a, b = _pair(a, b)
     return Tensor.from_op(a.data + b.data, (a, b),
                           lambda g: (unbroadcast(g, a.shape), unbroadcast(g, b.shape)))
 
 
 def sub(a, b):
-    a, b = as_tensor(a), as_tensor(b)
+    a, b = _pair(a, b)
     return Tensor.from_op(a.data - b.data, (a, b),
                           lambda g: (unbroadcast(g, a.shape), unbroadcast(-g, b.shape)))
 
 
 def mul(a, b):
-    a, b = as_tensor(a), as_tensor(b)
+    a, b = _pair(a, b)
     return Tensor.from_op(a.data * b.data, (a, b),
                           lambda g: (unbroadcast(g * b.data, a.shape) if a.requires_grad else None,
                                      unbroadcast(g * a.data, b.shape) if b.requires_grad else None))
 
 
 def div(a, b):
-    a, b = as_tensor(a), as_tensor(b)
+    a, b = _pair(a, b)
     out = a.data / b.data
     return Tensor.from_op(out, (a, b),
                           lambda g: (unbroadcast(g / b.data, a.shape) if a.requires_grad else None,

@@ -1,0 +1,246 @@
+"""The Gaussian diffusion of Ho, Jain, Abbeel 2020: forward process, reverse step, losses and the bound.
+
+Time convention: every t here is an int array of shape (B,) holding per-sample indices 0..T-1, and
+index i is the paper's t = i + 1. So index 0 is the paper's t = 1: the decoder term L_0 and the
+sampling step without noise.
+
+Coefficient tables are float64 numpy arrays of shape (T,). A coefficient gathered for a batch is cast
+once to the data's dtype and reshaped to (B, 1, ..., 1) on the data's array module (numpy or cupy).
+
+Functions of the model output (p_mean_variance, vb_terms_bpd, training_losses) also accept an
+autograd Tensor in place of an array: they combine it with arrays by + - * ** and .mean only.
+"""
+
+import math
+
+import numpy as np
+from tqdm import tqdm
+
+from pyddpm import likelihood
+from pyddpm.ops import array_module
+
+MEAN_TYPES = ("eps", "x0")
+VAR_TYPES = ("fixedlarge", "fixedsmall")
+LOSS_TYPES = ("simple", "kl")
+
+
+def _to_numpy(a):
+    xp = array_module(a)
+    return a if xp is np else xp.asnumpy(a)
+
+
+def _mean_flat(v):
+    """Mean over every axis but the batch axis: (B, ...) -> (B,)."""
+    return v.mean(axis=tuple(range(1, len(v.shape))))
+
+
+def _dgll(x, means, log_scales):
+    """The discretized Gaussian decoder (Eq. 13): the autograd op when means is a Tensor, else arrays."""
+    if hasattr(means, "backward"):
+        from pyddpm.autograd import discretized_gaussian_log_likelihood  # the layer above: import late
+        return discretized_gaussian_log_likelihood(x, means, log_scales)
+    return likelihood.discretized_gaussian_log_likelihood(x, means, log_scales)
+
+
+class GaussianDiffusion:
+    """Forward process q, reverse process p with fixed variances, and the variational bound (Eq. 1-14).
+
+    betas: (T,) forward variances, index i = paper's beta_{i+1}; T >= 2.
+    mean_type: "eps" (the model predicts the noise, Eq. 11) or "x0" (it predicts x_0 directly).
+    var_type: "fixedlarge" (sigma_t^2 = beta_t, with beta-tilde at index 0 so the decoder is finite,
+      as the official CIFAR-10 run) or "fixedsmall" (sigma_t^2 = beta-tilde_t, Eq. 7).
+    loss_type: "simple" (unweighted MSE, Eq. 14) or "kl" (the bound term at the sampled t, Eq. 5).
+    """
+
+    def __init__(self, betas, mean_type="eps", var_type="fixedlarge", loss_type="simple"):
+        for name, value, allowed in (("mean_type", mean_type, MEAN_TYPES), ("var_type", var_type, VAR_TYPES),
+                                     ("loss_type", loss_type, LOSS_TYPES)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        betas = np.array(_to_numpy(betas), dtype=np.float64)
+        if betas.ndim != 1 or betas.shape[0] < 2:
+            raise ValueError(f"betas must be 1-D with T >= 2 entries, got shape {betas.shape}")
+        if not np.all((betas > 0) & (betas < 1)):
+            raise ValueError("betas must lie in (0, 1)")
+        self.mean_type, self.var_type, self.loss_type = mean_type, var_type, loss_type
+        self.num_timesteps = betas.shape[0]
+
+        # Eq. 4. The cumulative product stays in float64: in float32 it drifts over T = 1000 steps.
+        self.betas = betas
+        self.alphas = 1.0 - betas
+        self.alphas_cumprod = np.cumprod(self.alphas)
+        self.alphas_cumprod_prev = np.append(1.0, self.alphas_cumprod[:-1])
+        self.sqrt_alphas_cumprod = np.sqrt(self.alphas_cumprod)
+        self.sqrt_one_minus_alphas_cumprod = np.sqrt(1.0 - self.alphas_cumprod)
+        self.sqrt_recip_alphas_cumprod = np.sqrt(1.0 / self.alphas_cumprod)
+        self.sqrt_recipm1_alphas_cumprod = np.sqrt(1.0 / self.alphas_cumprod - 1.0)
+
+        # Eq. 7: q(x_{t-1} | x_t, x_0) = N(coef1 x_0 + coef2 x_t, beta-tilde_t).
+        self.posterior_variance = betas * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
+        # beta-tilde_1 = 0 (x_0 is known given x_1 and x_0): its log is -inf, so index 0 borrows index 1.
+        self.posterior_log_variance_clipped = np.log(np.append(self.posterior_variance[1],
+                                                               self.posterior_variance[1:]))
+        self.posterior_mean_coef1 = betas * np.sqrt(self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
+        self.posterior_mean_coef2 = (1.0 - self.alphas_cumprod_prev) * np.sqrt(self.alphas) / (
+            1.0 - self.alphas_cumprod)
+
+        # sigma_t^2 of p(x_{t-1} | x_t) (Sec. 3.2). fixedlarge uses beta-tilde_1 at index 0, like the
+        # official code's log-variance; its variance table there keeps beta_1, we keep exp(log) instead.
+        if var_type == "fixedlarge":
+            self.model_variance = np.append(self.posterior_variance[1], betas[1:])
+            self.model_log_variance = np.log(self.model_variance)
+        else:
+            self.model_variance = self.posterior_variance
+            self.model_log_variance = self.posterior_log_variance_clipped
+
+    # --- helpers ---------------------------------------------------------------------------------------
+
+    def _extract(self, table, t, x):
+        """table[t] as (B, 1, ..., 1) in x's dtype on x's array module; t: int (B,) indices 0..T-1."""
+        t = _to_numpy(t)
+        if t.shape != (x.shape[0],) or not np.issubdtype(t.dtype, np.integer):
+            raise ValueError(f"t must be an int array of shape ({x.shape[0]},), got {t.dtype} {t.shape}")
+        if t.min() < 0 or t.max() >= self.num_timesteps:
+            raise ValueError(f"t must be in 0..{self.num_timesteps - 1}, got {t.min()}..{t.max()}")
+        coef = table[t].reshape((-1,) + (1,) * (len(x.shape) - 1)).astype(x.dtype)
+        return array_module(x).asarray(coef)
+
+    def _is_first_step(self, t, x):
+        """1.0 where t == 0 (the paper's t = 1), else 0.0, as x's dtype, shape (B,), on x's array module."""
+        return array_module(x).asarray((_to_numpy(t) == 0).astype(x.dtype))
+
+    # --- forward process -------------------------------------------------------------------------------
+
+    def q_sample(self, x0, t, noise):
+        """Eq. 4: x_t = sqrt(alpha-bar_t) x_0 + sqrt(1 - alpha-bar_t) noise. All arrays (B, ...); t (B,)."""
+        return (self._extract(self.sqrt_alphas_cumprod, t, x0) * x0
+                + self._extract(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise)
+
+    def q_posterior_mean_variance(self, x0, xt, t):
+        """Eq. 6-7: mean (B, ...), variance and clipped log-variance (B, 1, ...) of q(x_{t-1} | x_t, x_0)."""
+        mean = (self._extract(self.posterior_mean_coef1, t, xt) * x0
+                + self._extract(self.posterior_mean_coef2, t, xt) * xt)
+        return (mean, self._extract(self.posterior_variance, t, xt),
+                self._extract(self.posterior_log_variance_clipped, t, xt))
+
+    def predict_x0_from_eps(self, xt, t, eps):
+        """Eq. 4 solved for x_0 (Eq. 15): (x_t - sqrt(1 - alpha-bar_t) eps) / sqrt(alpha-bar_t). (B, ...)."""
+        return (self._extract(self.sqrt_recip_alphas_cumprod, t, xt) * xt
+                - self._extract(self.sqrt_recipm1_alphas_cumprod, t, xt) * eps)
+
+    def prior_bpd(self, x0):
+        """L_T = KL(q(x_T | x_0) || N(0, I)) in bits/dim (Eq. 5), shape (B,). No model involved."""
+        t_last = np.full(x0.shape[0], self.num_timesteps - 1, dtype=np.int64)
+        mean = self._extract(self.sqrt_alphas_cumprod, t_last, x0) * x0
+        log_var = self._extract(np.log1p(-self.alphas_cumprod), t_last, x0)
+        return _mean_flat(likelihood.normal_kl(mean, log_var, 0.0, 0.0)) / math.log(2.0)
+
+    # --- reverse process -------------------------------------------------------------------------------
+
+    def p_mean_variance(self, model_output, xt, t, clip_denoised):
+        """Mean and variance of p(x_{t-1} | x_t) (Eq. 1 and Sec. 3.2) and the model's x_0 estimate.
+
+        model_output (B, ...): eps for mean_type "eps" (mean = Eq. 11, computed as the posterior mean
+        Eq. 7 at the predicted x_0, which is the same expression), x_0 for "x0". clip_denoised clips
+        the predicted x_0 to [-1, 1] (sampling only; it must be False for a Tensor model output).
+        Returns dict: mean (B, ...), variance and log_variance (B, 1, ...), pred_x0 (B, ...).
+        """
+        if self.mean_type == "eps":
+            pred_x0 = self.predict_x0_from_eps(xt, t, model_output)
+        else:
+            pred_x0 = model_output
+        if clip_denoised:
+            if hasattr(pred_x0, "backward"):
+                raise ValueError("clip_denoised=True is not differentiable; pass False for a Tensor output")
+            pred_x0 = array_module(pred_x0).clip(pred_x0, -1.0, 1.0)
+        mean, _, _ = self.q_posterior_mean_variance(pred_x0, xt, t)
+        return {"mean": mean, "variance": self._extract(self.model_variance, t, xt),
+                "log_variance": self._extract(self.model_log_variance, t, xt), "pred_x0": pred_x0}
+
+    def p_sample(self, model_output, xt, t, noise, clip_denoised=True):
+        """One step of Alg. 2: x_{t-1} = mean + sigma_t z, with z = 0 for samples at index 0 (paper t = 1).
+
+        model_output, xt, noise: (B, ...) arrays; t: int (B,). Returns dict: sample, pred_x0 (B, ...).
+        """
+        out = self.p_mean_variance(model_output, xt, t, clip_denoised)
+        keep = 1.0 - self._is_first_step(t, xt).reshape(out["log_variance"].shape)
+        xp = array_module(xt)
+        sample = out["mean"] + keep * xp.exp(0.5 * out["log_variance"]) * noise
+        return {"sample": sample, "pred_x0": out["pred_x0"]}
+
+    def p_sample_loop(self, model_fn, shape, rng, progress=True, clip_denoised=True, dtype=np.float32):
+        """Alg. 2: x_T ~ N(0, I), then p_sample for indices T-1..0. Returns x_0, shape ``shape``.
+
+        model_fn(x, t) takes x of ``shape`` and t an int64 numpy array (B,) of equal indices and returns
+        an array like x. All noise comes from the numpy Generator ``rng``, so a seed fixes the sample;
+        x and the noise move to the array module of the model's output (numpy or cupy).
+        """
+        # Drawn in float64 and then cast, so one seed gives the same sample in float32 and float64.
+        x = rng.standard_normal(shape).astype(dtype)
+        for i in tqdm(range(self.num_timesteps - 1, -1, -1), desc="sampling", disable=not progress):
+            t = np.full(shape[0], i, dtype=np.int64)
+            model_output = model_fn(x, t)
+            xp = array_module(model_output)
+            noise = xp.asarray(rng.standard_normal(shape).astype(dtype))
+            x = self.p_sample(model_output, xp.asarray(x), t, noise, clip_denoised)["sample"]
+        return x
+
+    # --- losses and the bound --------------------------------------------------------------------------
+
+    def vb_terms_bpd(self, model_output, x0, xt, t, clip_denoised):
+        """One term of the bound (Eq. 5) per sample, in bits/dim.
+
+        At index 0: L_0 = -log p(x_0 | x_1), the discretized decoder (Eq. 13) with mean mu_theta and
+        scale sigma_1. At index i > 0: L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) (Eq. 5-8).
+        Nats are averaged over the non-batch dimensions and divided by ln 2, as the official code.
+        Returns dict: output (B,), pred_x0 (B, ...).
+        """
+        true_mean, _, true_log_var = self.q_posterior_mean_variance(x0, xt, t)
+        out = self.p_mean_variance(model_output, xt, t, clip_denoised)
+        kl = _mean_flat(likelihood.normal_kl(true_mean, true_log_var, out["mean"], out["log_variance"]))
+        kl = kl / math.log(2.0)
+        if not (_to_numpy(t) == 0).any():  # the decoder is the costliest term: skip it when unused
+            return {"output": kl, "pred_x0": out["pred_x0"]}
+        first = self._is_first_step(t, xt)
+        decoder_nll = -_mean_flat(_dgll(x0, out["mean"], 0.5 * out["log_variance"])) / math.log(2.0)
+        # Arithmetic masking, not where(): it keeps working when the terms are Tensors.
+        return {"output": first * decoder_nll + (1.0 - first) * kl, "pred_x0": out["pred_x0"]}
+
+    def training_losses(self, model_fn, x0, t, noise):
+        """Per-sample training loss at indices t (B,) for data x0 and noise (B, ...), both arrays.
+
+        x_t = q_sample(x0, t, noise); model_fn(x_t, t) is the model output (an array or a Tensor).
+        loss_type "simple": mean over the non-batch dims of (target - output)^2, target = noise for
+        "eps" (Eq. 14, Alg. 1) or x0 for "x0" (predict-data training). loss_type "kl": the bound term
+        vb_terms_bpd at t without clipping (Eq. 5). Returns dict: loss (B,), and mse or vb (B,).
+        """
+        xt = self.q_sample(x0, t, noise)
+        model_output = model_fn(xt, t)
+        if self.loss_type == "simple":
+            target = noise if self.mean_type == "eps" else x0
+            mse = _mean_flat((target - model_output) ** 2)
+            return {"loss": mse, "mse": mse}
+        vb = self.vb_terms_bpd(model_output, x0, xt, t, clip_denoised=False)["output"]
+        return {"loss": vb, "vb": vb}
+
+    def calc_bpd_loop(self, model_fn, x0, rng, clip_denoised=True, progress=True):
+        """The full bound (Eq. 5) per sample in bits/dim: the paper's NLL upper bound (Table 1).
+
+        For every index i = T-1..0 draws x_i ~ q(x_i | x_0) with noise from the numpy Generator rng and
+        evaluates vb_terms_bpd. Returns dict of float64 arrays on x0's array module:
+          total_bpd (B,) = vb_terms.sum(1) + prior_bpd; prior_bpd (B,) = L_T;
+          vb_terms (B, T), column i = L_i (L_0 the decoder); mse (B, T) of pred_x0 against x0.
+        """
+        xp = array_module(x0)
+        B, T = x0.shape[0], self.num_timesteps
+        vb_terms = xp.zeros((B, T), dtype=np.float64)
+        mse = xp.zeros((B, T), dtype=np.float64)
+        for i in tqdm(range(T - 1, -1, -1), desc="bits/dim", disable=not progress):
+            t = np.full(B, i, dtype=np.int64)
+            xt = self.q_sample(x0, t, xp.asarray(rng.standard_normal(x0.shape).astype(x0.dtype)))
+            out = self.vb_terms_bpd(model_fn(xt, t), x0, xt, t, clip_denoised)
+            vb_terms[:, i] = out["output"]
+            mse[:, i] = _mean_flat((out["pred_x0"] - x0) ** 2)
+        prior_bpd = self.prior_bpd(x0).astype(np.float64)
+        return {"total_bpd": vb_terms.sum(axis=1) + prior_bpd, "prior_bpd": prior_bpd,
+                "vb_terms": vb_terms, "mse": mse}
