@@ -1,0 +1,61 @@
+"""python -m pyddpm.sample: draw images from a trained run with ancestral sampling (Alg. 2, Ho et al. 2020).
+
+Uses the EMA weights, as the paper's samples do. Writes a PNG grid and, with --npz, the raw samples.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+from pyddpm.autograd import no_grad
+from pyddpm.data import to_uint8
+from pyddpm.fileio import atomic_open
+from pyddpm.image_grid import save_image_grid
+from pyddpm.train.builders import load_trained, model_fn_arrays
+from pyddpm.train.checkpoint import CheckpointError
+
+
+def sample(ckpt, n, seed=0, batch_size=64, weights="ema", progress=True):
+    """Returns uint8 samples (n, C, H, W) from the run in ``ckpt``."""
+    if n < 1 or batch_size < 1:
+        raise ValueError(f"--n and --batch-size must be positive, got {n} and {batch_size}")
+    cfg, model, diffusion, meta = load_trained(ckpt, weights)
+    rng = np.random.default_rng(seed)
+    chunks = []
+    with no_grad():
+        for start in range(0, n, batch_size):
+            shape = (min(batch_size, n - start), *meta["image_shape"])
+            chunks.append(to_uint8(diffusion.p_sample_loop(model_fn_arrays(model), shape, rng, progress=progress)))
+    return np.concatenate(chunks)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m pyddpm.sample", description=__doc__)
+    p.add_argument("--ckpt", required=True, help="run folder (or its checkpoint.json)")
+    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--out", default="samples.png", help="PNG grid to write (default samples.png)")
+    p.add_argument("--npz", help="also write the samples as uint8 (N, C, H, W) under key 'images'")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--weights", choices=["ema", "model"], default="ema",
+                   help="EMA weights (default, as the paper) or the raw trained weights")
+    args = p.parse_args(argv)
+    try:
+        images = sample(args.ckpt, args.n, args.seed, args.batch_size, args.weights)
+    except (CheckpointError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    save_image_grid(args.out, images)
+    print(f"wrote {args.out}")
+    if args.npz:
+        with atomic_open(args.npz) as f:
+            np.savez(f, images=images)
+        print(f"wrote {args.npz}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

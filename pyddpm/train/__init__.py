@@ -1,0 +1,6 @@
+"""Training: the loop, the optimiser and EMA, checkpoints, logs. No math of its own."""
+
+from pyddpm.train.config import PRESETS, TrainConfig, preset_config
+from pyddpm.train.loop import Trainer, TrainingError, train
+
+__all__ = ["TrainConfig", "PRESETS", "preset_config", "Trainer", "TrainingError", "train"]

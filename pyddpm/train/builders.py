@@ -1,0 +1,57 @@
+"""Turn a TrainConfig into the objects a run needs: data, U-Net, diffusion; and load a trained run back.
+
+Used by training, sampling and evaluation alike, so all three build the same model from the same config.
+"""
+
+import numpy as np
+
+from pyddpm.data import load_data
+from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
+from pyddpm.models import UNet
+from pyddpm.train.checkpoint import CheckpointError, load_checkpoint
+from pyddpm.train.config import TrainConfig
+
+
+def build_diffusion(cfg):
+    betas = make_beta_schedule(cfg.schedule, cfg.timesteps)
+    return GaussianDiffusion(betas, mean_type=cfg.mean_type, var_type=cfg.var_type, loss_type=cfg.loss_type)
+
+
+def build_model(cfg, image_shape):
+    """The U-Net of cfg.model, sized to the data: image_shape is (C, H, W)."""
+    kwargs = dict(cfg.model)
+    name = kwargs.pop("name", "digits")
+    C, H, W = image_shape
+    if H != W:
+        raise ValueError(f"the U-Net takes square images; the data is {H}x{W}")
+    return UNet.from_preset(name, **{**kwargs, "image_size": H, "in_ch": C})
+
+
+def load_split(cfg, split):
+    return load_data(cfg.data, split)
+
+
+def load_trained(ckpt, weights="ema"):
+    """Load a run's config, its U-Net with the EMA (default) or raw weights, and its diffusion.
+
+    Returns (cfg, model in eval mode, diffusion, meta).
+    """
+    arrays, meta = load_checkpoint(ckpt)
+    try:
+        cfg = TrainConfig.from_dict(meta["config"])
+        image_shape = tuple(meta["image_shape"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{ckpt}: the checkpoint's config is not a pyddpm training config ({e})") from e
+    model = build_model(cfg, image_shape)
+    prefix = weights + "/"
+    state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    try:
+        model.load_state_dict(state)
+    except ValueError as e:
+        raise CheckpointError(f"{ckpt}: {e}") from e
+    return cfg, model.eval(), build_diffusion(cfg), meta
+
+
+def model_fn_arrays(model):
+    """A model_fn for sampling and evaluation: arrays in, arrays out (call it under no_grad)."""
+    return lambda x, t: model(x, np.asarray(t)).data

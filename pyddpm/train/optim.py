@@ -1,0 +1,70 @@
+"""Adam, global-norm gradient clipping, linear warm-up and the EMA of the weights (App. B, Ho et al. 2020).
+
+All updates are in place on the parameters' arrays, so no step allocates a second copy of the model.
+"""
+
+import math
+
+import numpy as np
+
+
+def clip_grad_norm(params, max_norm):
+    """Scale all gradients together so their global L2 norm is at most max_norm; return the norm before."""
+    total = math.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum()) for p in params if p.grad is not None))
+    if max_norm is not None and total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for p in params:
+            if p.grad is not None:
+                p.grad *= p.grad.dtype.type(scale)
+    return total
+
+
+def warmup_lr(step, base_lr, warmup):
+    """Linear warm-up from ~0 to base_lr over `warmup` steps (step counts from 1), then constant."""
+    return base_lr * min(step / warmup, 1.0) if warmup > 0 else base_lr
+
+
+class Adam:
+    """Adam (Kingma & Ba) with bias correction; the official run's beta1 = 0.9, beta2 = 0.999, eps = 1e-8."""
+
+    def __init__(self, params, lr=2e-4, betas=(0.9, 0.999), eps=1e-8):
+        self.params = list(params)
+        self.lr, (self.beta1, self.beta2), self.eps = lr, betas, eps
+        self.m = [p.xp.zeros_like(p.data) for p in self.params]
+        self.v = [p.xp.zeros_like(p.data) for p in self.params]
+        self.t = 0
+
+    def step(self, lr=None):
+        lr = self.lr if lr is None else lr
+        self.t += 1
+        # Fold both bias corrections into one scalar step size: lr * sqrt(1 - b2^t) / (1 - b1^t).
+        step_size = lr * math.sqrt(1.0 - self.beta2 ** self.t) / (1.0 - self.beta1 ** self.t)
+        eps_hat = self.eps * math.sqrt(1.0 - self.beta2 ** self.t)
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            g = p.grad
+            m *= self.beta1
+            m += (1.0 - self.beta1) * g
+            v *= self.beta2
+            v += (1.0 - self.beta2) * (g * g)
+            p.data -= (step_size * m / (p.xp.sqrt(v) + eps_hat)).astype(p.dtype, copy=False)
+
+
+class EMA:
+    """Exponential moving average of parameters: ema <- d * ema + (1 - d) * param.
+
+    The decay warms up as d_n = min(decay, (1 + n) / (10 + n)) after n updates, so a short run's EMA model
+    follows the trained weights instead of staying at the random initialisation.
+    """
+
+    def __init__(self, params, ema_params, decay=0.9999):
+        self.params, self.ema_params, self.decay = list(params), list(ema_params), decay
+        self.num_updates = 0
+
+    def update(self):
+        d = min(self.decay, (1.0 + self.num_updates) / (10.0 + self.num_updates))
+        self.num_updates += 1
+        for p, e in zip(self.params, self.ema_params):
+            e.data *= e.dtype.type(d)
+            e.data += e.dtype.type(1.0 - d) * p.data

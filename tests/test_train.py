@@ -1,0 +1,161 @@
+"""Training end to end on the tiny preset: train -> sample -> evaluate, exact resume, Ctrl-C, bad input."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pyddpm import evaluate as evaluate_cli
+from pyddpm import sample as sample_cli
+from pyddpm.train import Trainer, TrainingError, preset_config, train
+from pyddpm.train import __main__ as train_cli
+from pyddpm.train.checkpoint import load_checkpoint
+from pyddpm.train.optim import EMA, Adam, clip_grad_norm
+from pyddpm.nn import Parameter
+
+
+def tiny(tmp_path, **kw):
+    return preset_config("tiny", out=str(tmp_path / "run"), **kw)
+
+
+def test_train_sample_evaluate_smoke(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_cli.main(["--preset", "tiny", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(printed[printed.index("{"):])
+    assert summary["steps"] == 6 and summary["last_grid"].endswith("step0000006.png")
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4, 6] and all(np.isfinite(r["loss"]) for r in log)
+    grids = sorted((out / "samples").glob("*.png"))
+    assert [g.name for g in grids] == ["step0000003.png", "step0000006.png"]
+    assert Image.open(grids[-1]).size[0] >= 64
+
+    assert sample_cli.main(["--ckpt", str(out), "--n", "3", "--out", str(tmp_path / "s.png"),
+                            "--npz", str(tmp_path / "s.npz")]) == 0
+    images = np.load(tmp_path / "s.npz")["images"]
+    assert images.shape == (3, 1, 16, 16) and images.dtype == np.uint8 and images.std() > 0
+
+    assert evaluate_cli.main(["--ckpt", str(out), "--n", "3", "--batch-size", "2"]) == 0
+    result = json.loads((out / "eval_test.json").read_text())
+    assert result["n"] == 3 and np.isfinite(result["total_bpd"]) and result["total_bpd"] > 0
+    np.testing.assert_allclose(result["total_bpd"],
+                               result["prior_bpd"] + result["decoder_bpd"] + result["kl_bpd"], rtol=1e-9)
+
+
+def test_training_reduces_the_loss(tmp_path):
+    cfg = tiny(tmp_path, steps=60, batch_size=16, lr=2e-3, warmup=5, log_every=10, ckpt_every=60,
+               sample_every=0, n_samples=1, timesteps=10)
+    train(cfg, log=lambda *_: None)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < 0.7 * log[0]["loss"]
+
+
+def test_resume_is_exact(tmp_path):
+    quiet = dict(log=lambda *_: None)
+    straight = tiny(tmp_path / "a", steps=6, sample_every=0, ckpt_every=6, n_samples=1, hflip=True)
+    train(straight, **quiet)
+    first = tiny(tmp_path / "b", steps=4, sample_every=0, ckpt_every=4, n_samples=1, hflip=True)
+    train(first, **quiet)
+    second = tiny(tmp_path / "b", steps=6, sample_every=0, ckpt_every=3, n_samples=1, hflip=True)
+    train(second, resume=True, **quiet)
+    a, meta_a = load_checkpoint(tmp_path / "a" / "run")
+    b, meta_b = load_checkpoint(tmp_path / "b" / "run")
+    assert meta_a["step"] == meta_b["step"] == 6 and meta_a["rng_state"] == meta_b["rng_state"]
+    for name in a:  # model, EMA and Adam state, bit for bit
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    log_a = (tmp_path / "a" / "run" / "log.jsonl").read_text().splitlines()
+    log_b = (tmp_path / "b" / "run" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["loss"] for x in log_a] == [json.loads(x)["loss"] for x in log_b]
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
+    cfg = tiny(tmp_path, steps=50, sample_every=0, ckpt_every=1000, n_samples=1)
+    trainer = Trainer(cfg, log=lambda *_: None)
+    real_step = trainer.train_step
+
+    def step_then_interrupt():
+        result = real_step()
+        if trainer.step == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives between steps, like a user's Ctrl-C
+        return result
+    trainer.train_step = step_then_interrupt
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    _, meta = load_checkpoint(tmp_path / "run")
+    assert meta["step"] == 4
+
+
+def test_interrupt_during_update_is_applied_whole(tmp_path):
+    """A Ctrl-C inside the optimizer update waits until the update (and the step count) is complete."""
+    cfg = tiny(tmp_path, steps=50, sample_every=0, ckpt_every=1000, n_samples=1)
+    trainer = Trainer(cfg, log=lambda *_: None)
+    real_update = trainer.ema.update
+
+    def update_with_interrupt():
+        os.kill(os.getpid(), signal.SIGINT)
+        real_update()
+    trainer.ema.update = update_with_interrupt
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    _, meta = load_checkpoint(tmp_path / "run")
+    assert meta["step"] == 1 and meta["ema_updates"] == 1 and meta["adam_t"] == 1
+
+
+def test_existing_run_needs_resume_and_bad_data_is_reported(tmp_path, capsys):
+    cfg = tiny(tmp_path, steps=2, sample_every=0, ckpt_every=2, n_samples=1)
+    train(cfg, log=lambda *_: None)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg, log=lambda *_: None)
+    assert train_cli.main(["--preset", "tiny", "--out", str(tmp_path / "x"), "--data",
+                           str(tmp_path / "missing.npz")]) == 2
+    assert "missing.npz" in capsys.readouterr().err
+    assert train_cli.main(["--preset", "tiny", "--out", str(tmp_path / "y"), "--resume"]) == 2
+
+
+def test_corrupt_checkpoint_is_reported(tmp_path, capsys):
+    cfg = tiny(tmp_path, steps=2, sample_every=0, ckpt_every=2, n_samples=1)
+    train(cfg, log=lambda *_: None)
+    npz = next((tmp_path / "run").glob("*.npz"))
+    npz.write_bytes(npz.read_bytes()[:-100])
+    assert sample_cli.main(["--ckpt", str(tmp_path / "run"), "--n", "1", "--out", str(tmp_path / "s.png")]) == 2
+    assert npz.name in capsys.readouterr().err
+
+
+def test_nan_loss_stops_without_saving(tmp_path):
+    cfg = tiny(tmp_path, steps=5, sample_every=0, ckpt_every=1, n_samples=1)
+    trainer = Trainer(cfg, log=lambda *_: None)
+    trainer.model.conv_out.weight.data[...] = np.nan
+    with pytest.raises(TrainingError, match="nan"):
+        trainer.run()
+    assert not (tmp_path / "run" / "checkpoint.json").exists()
+
+
+def test_adam_matches_the_textbook_update():
+    p = Parameter(np.array([1.0, -2.0]))
+    opt = Adam([p], lr=0.1)
+    m = v = np.zeros(2)
+    x = p.data.copy()
+    for step in range(1, 4):
+        g = np.array([0.5, -1.5]) * step
+        p.grad = g.copy()
+        opt.step()
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        x = x - 0.1 * (m / (1 - 0.9 ** step)) / (np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
+    np.testing.assert_allclose(p.data, x, rtol=1e-12)
+
+
+def test_clip_and_ema():
+    a, b = Parameter(np.array([3.0])), Parameter(np.array([4.0]))
+    a.grad, b.grad = np.array([3.0]), np.array([4.0])
+    assert clip_grad_norm([a, b], 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose([a.grad[0], b.grad[0]], [0.6, 0.8], rtol=1e-5)
+    p, e = Parameter(np.array([1.0])), Parameter(np.array([0.0]))
+    ema = EMA([p], [e], decay=0.9999)
+    ema.update()  # first decay is min(0.9999, 1/10) = 0.1
+    np.testing.assert_allclose(e.data, [0.9])
+    ema.update()  # then min(0.9999, 2/11)
+    np.testing.assert_allclose(e.data, [0.9 * 2 / 11 + 9 / 11])
