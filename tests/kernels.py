@@ -1,0 +1,34 @@
+"""Shared by the kernel tests: which backends can run here, and random inputs of awkward shapes.
+
+Each fused kernel is checked against its NumPy reference on every backend that can run on this machine;
+the cuda backend skips, with the reason, where no GPU is visible (every machine of this project).
+"""
+
+import numpy as np
+import pytest
+
+from pyddpm.ops import backend as backends
+
+FAST_BACKENDS = [
+    pytest.param("cpu", marks=pytest.mark.skipif(not backends.available("cpu"),
+                                                 reason="pyddpm._cpu is not built (pip install -e .)")),
+    pytest.param("cuda", marks=pytest.mark.skipif(not backends.available("cuda"),
+                                                  reason="no GPU visible to CuPy (or pyddpm._cuda not built)")),
+]
+
+
+def to_backend(backend, *arrays):
+    """Move arrays to where ``backend`` computes: CuPy for cuda, NumPy otherwise."""
+    if backend == "cuda":
+        import cupy
+        return tuple(cupy.asarray(a) for a in arrays)
+    return arrays
+
+
+def to_numpy(a):
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+def randn(rng, shape, dtype, scale=1.0, offset=0.0):
+    """Random normal data, never all zero; an offset makes cancellation bugs in statistics visible."""
+    return (rng.standard_normal(shape) * scale + offset).astype(dtype)

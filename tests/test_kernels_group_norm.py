@@ -1,0 +1,71 @@
+"""GroupNorm (+ SiLU), forward and backward: each fused backend against the NumPy reference (float64)."""
+
+import numpy as np
+import pytest
+
+from kernels import FAST_BACKENDS, randn, to_backend, to_numpy
+from pyddpm.ops.group_norm import group_norm, group_norm_backward
+
+# (B, C, H, W, G): batch 1, odd H*W, channels not a multiple of a block, group size 1, 1x1 images.
+SHAPES = [(1, 3, 5, 7, 3), (2, 64, 16, 16, 32), (3, 6, 1, 1, 2), (2, 4, 3, 3, 1), (1, 96, 9, 11, 32)]
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("silu", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_reference(backend, shape, silu, dtype):
+    if backend == "cuda" and dtype == np.float64:
+        pytest.skip("the CUDA kernels are float32 only")
+    B, C, H, W, G = shape
+    rng = np.random.default_rng(sum(shape))
+    x = randn(rng, (B, C, H, W), np.float64, scale=2.0, offset=5.0)  # an offset signal: var must survive
+    gamma, beta, dy = randn(rng, C, np.float64), randn(rng, C, np.float64), randn(rng, (B, C, H, W), np.float64)
+    ref = group_norm(x, gamma, beta, G, silu, backend="numpy")
+    ref_b = group_norm_backward(dy, x, gamma, beta, ref[1], ref[2], G, silu, backend="numpy")
+    args = to_backend(backend, *(a.astype(dtype) for a in (x, gamma, beta, dy)))
+    xb, gb, bb, dyb = args
+    out = group_norm(xb, gb, bb, G, silu, backend=backend)
+    out_b = group_norm_backward(dyb, xb, gb, bb, out[1], out[2], G, silu, backend=backend)
+    for name, want, got in zip(["y", "mean", "rstd", "dx", "dgamma", "dbeta"], (*ref, *ref_b), (*out, *out_b)):
+        got = to_numpy(got)
+        assert got.dtype == dtype, name
+        # Tolerances relative to the output's scale: dgamma/dbeta sum B*H*W terms.
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(got, want, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale,
+                                   err_msg=f"{name} on {backend}")
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_statistics_of_an_offset_signal(backend):
+    """float32 E[x^2] - E[x]^2 loses a variance of 1 at an offset of 1e4; two passes keep it."""
+    rng = np.random.default_rng(0)
+    x = (1e4 + rng.standard_normal((2, 4, 8, 8))).astype(np.float32)
+    ones, zeros = np.ones(4, np.float32), np.zeros(4, np.float32)
+    _, _, rstd = group_norm(*to_backend(backend, x, ones, zeros), 2, backend=backend)
+    np.testing.assert_allclose(to_numpy(rstd), 1.0 / x.astype(np.float64).reshape(2, 2, -1).std(axis=2), rtol=1e-3)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_bad_input_raises(backend):
+    rng = np.random.default_rng(1)
+    x, g, b = randn(rng, (2, 4, 3, 3), np.float32), np.ones(4, np.float32), np.zeros(4, np.float32)
+    x, g, b = to_backend(backend, x, g, b)
+    with pytest.raises(ValueError, match="groups"):
+        group_norm(x, g, b, 3, backend=backend)
+    with pytest.raises(ValueError, match="gamma"):
+        group_norm(x, g[:3], b, 2, backend=backend)
+    with pytest.raises(TypeError, match="float32"):
+        group_norm(x, g.astype(np.float64), b, 2, backend=backend)
+    with pytest.raises(TypeError, match="contiguous"):
+        group_norm(x[:, :, :, ::-1], g, b, 2, backend=backend)
+    with pytest.raises(ValueError):
+        group_norm(x[:0], g, b, 2, backend=backend)
+    with pytest.raises(ValueError, match="x"):
+        group_norm(x[0], g, b, 2, backend=backend)
+    y, mean, rstd = group_norm(x, g, b, 2, backend=backend)
+    with pytest.raises(ValueError, match="mean"):
+        group_norm_backward(y, x, g, b, mean[:1], rstd, 2, backend=backend)
+    with pytest.raises(ValueError, match="dy"):
+        group_norm_backward(y[:1], x, g, b, mean, rstd, 2, backend=backend)
