@@ -14,6 +14,7 @@ import numpy as np
 from pyddpm.autograd import no_grad
 from pyddpm.data import DataError, load_data, to_model_range
 from pyddpm.fileio import atomic_write_json
+from pyddpm.ops.backend import BackendUnavailable, set_backend
 from pyddpm.train.builders import load_trained, model_fn_arrays
 from pyddpm.train.checkpoint import CheckpointError
 
@@ -50,6 +51,8 @@ def main(argv=None):
     p.add_argument("--data", help="data set to score (default: the one the run trained on)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=["auto", "numpy", "cpu", "cuda"], default="auto",
+                   help="where the kernels run (auto: cuda, else cpu if built, else numpy)")
     p.add_argument("--weights", choices=["ema", "model"], default="ema")
     p.add_argument("--out", help="JSON file for the result (default: <ckpt>/eval_<split>.json)")
     args = p.parse_args(argv)
@@ -57,8 +60,9 @@ def main(argv=None):
         print("error: --n and --batch-size must be positive", file=sys.stderr)
         return 2
     try:
+        set_backend(args.backend)
         result = evaluate(args.ckpt, args.split, args.n, args.batch_size, args.seed, args.data, args.weights)
-    except (CheckpointError, DataError, ValueError) as e:
+    except (BackendUnavailable, CheckpointError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ import numpy as np
 from pyddpm.autograd import no_grad
 from pyddpm.data import to_uint8
 from pyddpm.fileio import atomic_open
+from pyddpm.ops.backend import BackendUnavailable, set_backend
 from pyddpm.image_grid import save_image_grid
 from pyddpm.train.builders import load_trained, model_fn_arrays
 from pyddpm.train.checkpoint import CheckpointError
@@ -37,13 +38,16 @@ def main(argv=None):
     p.add_argument("--out", default="samples.png", help="PNG grid to write (default samples.png)")
     p.add_argument("--npz", help="also write the samples as uint8 (N, C, H, W) under key 'images'")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=["auto", "numpy", "cpu", "cuda"], default="auto",
+                   help="where the kernels run (auto: cuda, else cpu if built, else numpy)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--weights", choices=["ema", "model"], default="ema",
                    help="EMA weights (default, as the paper) or the raw trained weights")
     args = p.parse_args(argv)
     try:
+        set_backend(args.backend)
         images = sample(args.ckpt, args.n, args.seed, args.batch_size, args.weights)
-    except (CheckpointError, ValueError) as e:
+    except (BackendUnavailable, CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,9 +1,10 @@
-// GroupNorm (+ SiLU) on the CPU: OpenMP over (sample, group) for the forward and dx, over channels for
-// dgamma/dbeta (each channel summed by one thread in a fixed order: deterministic, no atomics).
-// Statistics are accumulated in double, two passes, whatever T is.
+// GroupNorm (+ SiLU) on the CPU: OpenMP over (sample, group). The backward evaluates the SiLU derivative
+// once per element, keeps per-(sample, channel) partials of dgamma/dbeta and sums them over the batch in
+// a fixed order: deterministic, no atomics. Statistics are accumulated in double, two passes, whatever T is.
 #include "cpu/group_norm.h"
 
 #include <cmath>
+#include <vector>
 
 #include "kernels/group_norm.cuh"
 
@@ -17,9 +18,11 @@ void group_norm_forward_cpu(const T* x, const T* gamma, const T* beta, T* y, T* 
     for (long bg = 0; bg < B * G; ++bg) {
         const T* xg = x + bg * n;
         double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
         for (long i = 0; i < n; ++i) sum += xg[i];
         const double m = sum / n;
         double sq = 0.0;
+#pragma omp simd reduction(+ : sq)
         for (long i = 0; i < n; ++i) {
             const double d = xg[i] - m;
             sq += d * d;
@@ -33,6 +36,7 @@ void group_norm_forward_cpu(const T* x, const T* gamma, const T* beta, T* y, T* 
             const long ch = g * Cg + c;
             const T a = T(r * gamma[ch]);
             const T b = T(beta[ch] - m * r * gamma[ch]);
+#pragma omp simd
             for (long i = c * HW; i < (c + 1) * HW; ++i) yg[i] = gn::forward(xg[i], a, b, silu);
         }
     }
@@ -43,47 +47,50 @@ void group_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* b
                              const T* rstd, T* dx, T* dgamma, T* dbeta, long B, long C, long HW, long G,
                              bool silu) {
     const long Cg = C / G, n = Cg * HW;
+    // Per (sample, channel) partial sums of dz * xhat and dz, summed over the batch in order at the end.
+    std::vector<double> part_gamma(B * C), part_beta(B * C);
 #pragma omp parallel for schedule(static)
     for (long bg = 0; bg < B * G; ++bg) {
-        const long g = bg % G;
+        const long b = bg / G, g = bg % G;
         const T m = mean[bg], r = rstd[bg];
         const T* xg = x + bg * n;
         const T* dyg = dy + bg * n;
+        T* dxg = dx + bg * n;
+        // Pass 1: dz once per element (the SiLU derivative is the costly part), parked in dx.
         double s_dxhat = 0.0, s_dxhat_xhat = 0.0;
         for (long c = 0; c < Cg; ++c) {
             const long ch = g * Cg + c;
+            const T gm = gamma[ch], bt = beta[ch];
+            double s_dz = 0.0, s_dz_xhat = 0.0;
+#pragma omp simd reduction(+ : s_dz, s_dz_xhat)
             for (long i = c * HW; i < (c + 1) * HW; ++i) {
                 const T xhat = (xg[i] - m) * r;
-                const T dxhat = gn::dz(dyg[i], xhat, gamma[ch], beta[ch], silu) * gamma[ch];
-                s_dxhat += dxhat;
-                s_dxhat_xhat += double(dxhat) * xhat;
+                const T d = gn::dz(dyg[i], xhat, gm, bt, silu);
+                dxg[i] = d;
+                s_dz += d;
+                s_dz_xhat += double(d) * xhat;
             }
+            part_beta[b * C + ch] = s_dz;
+            part_gamma[b * C + ch] = s_dz_xhat;
+            s_dxhat += s_dz * gm;
+            s_dxhat_xhat += s_dz_xhat * gm;
         }
+        // Pass 2: dx from dz in place.
         const T mean_dxhat = T(s_dxhat / n), mean_dxhat_xhat = T(s_dxhat_xhat / n);
-        T* dxg = dx + bg * n;
         for (long c = 0; c < Cg; ++c) {
-            const long ch = g * Cg + c;
+            const T gm = gamma[g * Cg + c];
+#pragma omp simd
             for (long i = c * HW; i < (c + 1) * HW; ++i) {
                 const T xhat = (xg[i] - m) * r;
-                const T dxhat = gn::dz(dyg[i], xhat, gamma[ch], beta[ch], silu) * gamma[ch];
-                dxg[i] = gn::dx(dxhat, xhat, r, mean_dxhat, mean_dxhat_xhat);
+                dxg[i] = gn::dx(dxg[i] * gm, xhat, r, mean_dxhat, mean_dxhat_xhat);
             }
         }
     }
-#pragma omp parallel for schedule(static)
     for (long ch = 0; ch < C; ++ch) {
         double s_dgamma = 0.0, s_dbeta = 0.0;
         for (long b = 0; b < B; ++b) {
-            const long bg = b * G + ch / Cg;
-            const T m = mean[bg], r = rstd[bg];
-            const T* xc = x + (b * C + ch) * HW;
-            const T* dyc = dy + (b * C + ch) * HW;
-            for (long i = 0; i < HW; ++i) {
-                const T xhat = (xc[i] - m) * r;
-                const T d = gn::dz(dyc[i], xhat, gamma[ch], beta[ch], silu);
-                s_dgamma += double(d) * xhat;
-                s_dbeta += d;
-            }
+            s_dgamma += part_gamma[b * C + ch];
+            s_dbeta += part_beta[b * C + ch];
         }
         dgamma[ch] = T(s_dgamma);
         dbeta[ch] = T(s_dbeta);

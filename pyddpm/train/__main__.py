@@ -5,6 +5,7 @@ import json
 import sys
 
 from pyddpm.data import DataError
+from pyddpm.ops.backend import BackendUnavailable
 from pyddpm.train.checkpoint import CheckpointError
 from pyddpm.train.config import PRESETS, preset_config
 from pyddpm.train.loop import TrainingError, resumed_config, train
@@ -12,9 +13,9 @@ from pyddpm.train.loop import TrainingError, resumed_config, train
 # Flags that map one-to-one onto TrainConfig fields.
 FIELDS = dict(data=str, steps=int, batch_size=int, lr=float, warmup=int, seed=int, sample_every=int,
               ckpt_every=int, log_every=int, n_samples=int, timesteps=int, schedule=str, mean_type=str,
-              var_type=str, loss_type=str, ema_decay=float, grad_clip=float)
+              var_type=str, loss_type=str, ema_decay=float, grad_clip=float, backend=str)
 # What may change when a run is resumed; everything else is the saved run's.
-RESUMABLE = {"steps", "sample_every", "ckpt_every", "log_every", "n_samples"}
+RESUMABLE = {"steps", "sample_every", "ckpt_every", "log_every", "n_samples", "backend"}
 
 
 def parse_args(argv):
@@ -47,7 +48,8 @@ def main(argv=None):
         summary = train(cfg, resume=args.resume)
     except KeyboardInterrupt:
         return 130
-    except (DataError, CheckpointError, TrainingError, FileExistsError, FileNotFoundError, ValueError) as e:
+    except (DataError, CheckpointError, TrainingError, BackendUnavailable, FileExistsError, FileNotFoundError,
+            ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2))

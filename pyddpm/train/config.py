@@ -27,6 +27,7 @@ class TrainConfig:
     ema_decay: float = 0.9999
     hflip: bool | None = None     # None: flip when the data allows it (natural images yes, digits no)
     seed: int = 0
+    backend: str = "auto"         # kernels: auto | numpy | cpu | cuda (pyddpm.ops.backend)
     # Output.
     out: str = "runs/digits"
     sample_every: int = 0         # 0: only at the end

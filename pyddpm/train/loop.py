@@ -17,6 +17,7 @@ from tqdm import tqdm
 from pyddpm.autograd import no_grad
 from pyddpm.data import to_model_range
 from pyddpm.image_grid import save_image_grid
+from pyddpm.ops.backend import set_backend
 from pyddpm.train.builders import build_diffusion, build_model, load_split, model_fn_arrays
 from pyddpm.train.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from pyddpm.train.config import TrainConfig
@@ -44,6 +45,7 @@ def deferred_interrupt():
 class Trainer:
     def __init__(self, cfg, log=print):
         self.cfg, self.log = cfg, log
+        self.backend = set_backend(cfg.backend)
         self.out = Path(cfg.out)
         self.data = load_split(cfg, "train")
         self.hflip = self.data.hflip if cfg.hflip is None else cfg.hflip
@@ -186,7 +188,8 @@ def train(cfg, resume=False, log=print):
         trainer.restore(existing)
         log(f"resumed from {existing} at step {trainer.step}")
     log(f"data {trainer.data.name}: {len(trainer.data.images)} images of {trainer.image_shape}, "
-        f"hflip={trainer.hflip}; U-Net {trainer.model.num_parameters():,} parameters; T={cfg.timesteps}")
+        f"hflip={trainer.hflip}; U-Net {trainer.model.num_parameters():,} parameters; T={cfg.timesteps}; "
+        f"backend {trainer.backend}")
     return trainer.run()
 
 
