@@ -67,21 +67,12 @@ class Tensor:
         """The array library (numpy or cupy) holding this tensor's data."""
         return array_module(self.data)
 
-    def __len__(self):
-        return len(self.data)
-
     def __repr__(self):
         flag = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor(shape={self.shape}, dtype={self.dtype}{flag})"
 
     def item(self):
         return self.data.item()
-
-    def numpy(self):
-        return self.data
-
-    def detach(self):
-        return Tensor(self.data)
 
     # --- backward ------------------------------------------------------------------------------------
     def backward(self, grad=None):
