@@ -56,7 +56,10 @@ def set_backend(name):
     global _current
     if name == "auto":
         name = next(b for b in ("cuda", "cpu", "numpy") if available(b))
-        print(f"pyddpm: using the {name} backend", file=sys.stderr)
+        why = ""
+        if name == "numpy":
+            why = f" ({_extensions['cpu']})" if isinstance(_extensions.get("cpu"), BackendUnavailable) else ""
+        print(f"pyddpm: using the {name} backend{why}", file=sys.stderr)
     elif name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
     elif not available(name):
