@@ -96,6 +96,7 @@ class GaussianDiffusion:
         else:
             self.model_variance = self.posterior_variance
             self.model_log_variance = self.posterior_log_variance_clipped
+        # The five tables of one reverse step (Alg. 2), in the order the fused kernel takes them.
         self.step_tables = ReverseStepTables(self.sqrt_recip_alphas_cumprod, self.sqrt_recipm1_alphas_cumprod,
                                              self.posterior_mean_coef1, self.posterior_mean_coef2,
                                              self.model_log_variance)
@@ -186,6 +187,7 @@ class GaussianDiffusion:
         return {"sample": sample, "pred_x0": pred_x0}
 
     def _reverse_step(self, model_output, xt, t, noise, clip_denoised, return_pred_x0):
+        """(x_{t-1}, pred_x0 or None) from the fused kernel; the loop skips pred_x0 to save its write."""
         t = self._timesteps(t, xt)
         model_output, xt, noise = self._kernel_arrays(model_output, xt, noise)
         return p_sample_step(model_output, xt, t, noise, self.step_tables, self.mean_type, clip_denoised,
