@@ -45,6 +45,9 @@ PYDDPM_HD float exp_f32(float x) {
 #endif
 }
 
+// exp for float64: the CUDA math library's exp on the device, the C library's on the host.
+PYDDPM_HD double exp_f64(double x) { return exp(x); }
+
 // The logistic function. float: 1 / (1 + exp(-z)) with the clamped exp above (z -> -inf gives ~3e-39,
 // not NaN; z -> +inf gives 1). double: through tanh, for the float64 CPU path used in tests.
 PYDDPM_HD float sigmoid(float z) { return 1.0f / (1.0f + exp_f32(-z)); }

@@ -9,6 +9,8 @@ once to the data's dtype and reshaped to (B, 1, ..., 1) on the data's array modu
 
 Functions of the model output (p_mean_variance, vb_terms_bpd, training_losses) also accept an
 autograd Tensor in place of an array: they combine it with arrays by + - * ** and .mean only.
+q_sample and p_sample take arrays only and run as fused kernels (pyddpm.ops.q_sample, .p_sample_step) on
+the run's backend (pyddpm.ops.backend; numpy unless set).
 """
 
 import math
@@ -18,6 +20,8 @@ from tqdm import tqdm
 
 from pyddpm import likelihood
 from pyddpm.ops import array_module
+from pyddpm.ops.p_sample_step import ReverseStepTables, p_sample_step
+from pyddpm.ops.q_sample import q_sample
 
 MEAN_TYPES = ("eps", "x0")
 VAR_TYPES = ("fixedlarge", "fixedsmall")
@@ -92,18 +96,33 @@ class GaussianDiffusion:
         else:
             self.model_variance = self.posterior_variance
             self.model_log_variance = self.posterior_log_variance_clipped
+        # The five tables of one reverse step (Alg. 2), in the order the fused kernel takes them.
+        self.step_tables = ReverseStepTables(self.sqrt_recip_alphas_cumprod, self.sqrt_recipm1_alphas_cumprod,
+                                             self.posterior_mean_coef1, self.posterior_mean_coef2,
+                                             self.model_log_variance)
 
     # --- helpers ---------------------------------------------------------------------------------------
 
-    def _extract(self, table, t, x):
-        """table[t] as (B, 1, ..., 1) in x's dtype on x's array module; t: int (B,) indices 0..T-1."""
+    def _timesteps(self, t, x):
+        """t checked as int (B,) indices 0..T-1 for x (B, ...), as an int64 numpy array."""
         t = _to_numpy(t)
         if t.shape != (x.shape[0],) or not np.issubdtype(t.dtype, np.integer):
             raise ValueError(f"t must be an int array of shape ({x.shape[0]},), got {t.dtype} {t.shape}")
         if t.min() < 0 or t.max() >= self.num_timesteps:
             raise ValueError(f"t must be in 0..{self.num_timesteps - 1}, got {t.min()}..{t.max()}")
-        coef = table[t].reshape((-1,) + (1,) * (len(x.shape) - 1)).astype(x.dtype)
+        return t.astype(np.int64, copy=False)
+
+    def _extract(self, table, t, x):
+        """table[t] as (B, 1, ..., 1) in x's dtype on x's array module; t: int (B,) indices 0..T-1."""
+        coef = table[self._timesteps(t, x)].reshape((-1,) + (1,) * (len(x.shape) - 1)).astype(x.dtype)
         return array_module(x).asarray(coef)
+
+    @staticmethod
+    def _kernel_arrays(*arrays):
+        """The arrays as the fused kernels take them: C-contiguous, of one dtype (copies only if needed)."""
+        xp = array_module(*arrays)
+        dtype = np.result_type(*(a.dtype for a in arrays))
+        return tuple(xp.ascontiguousarray(a, dtype=dtype) for a in arrays)
 
     def _is_first_step(self, t, x):
         """1.0 where t == 0 (the paper's t = 1), else 0.0, as x's dtype, shape (B,), on x's array module."""
@@ -113,8 +132,9 @@ class GaussianDiffusion:
 
     def q_sample(self, x0, t, noise):
         """Eq. 4: x_t = sqrt(alpha-bar_t) x_0 + sqrt(1 - alpha-bar_t) noise. All arrays (B, ...); t (B,)."""
-        return (self._extract(self.sqrt_alphas_cumprod, t, x0) * x0
-                + self._extract(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise)
+        t = self._timesteps(t, x0)
+        x0, noise = self._kernel_arrays(x0, noise)
+        return q_sample(x0, t, noise, self.sqrt_alphas_cumprod, self.sqrt_one_minus_alphas_cumprod)
 
     def q_posterior_mean_variance(self, x0, xt, t):
         """Eq. 6-7: mean (B, ...), variance and clipped log-variance (B, 1, ...) of q(x_{t-1} | x_t, x_0)."""
@@ -160,13 +180,18 @@ class GaussianDiffusion:
     def p_sample(self, model_output, xt, t, noise, clip_denoised=True):
         """One step of Alg. 2: x_{t-1} = mean + sigma_t z, with z = 0 for samples at index 0 (paper t = 1).
 
-        model_output, xt, noise: (B, ...) arrays; t: int (B,). Returns dict: sample, pred_x0 (B, ...).
+        model_output, xt, noise: (B, ...) arrays (not Tensors); t: int (B,). Returns dict: sample, pred_x0
+        (B, ...). The same numbers as p_mean_variance's mean plus the noise, in one fused pass.
         """
-        out = self.p_mean_variance(model_output, xt, t, clip_denoised)
-        keep = 1.0 - self._is_first_step(t, xt).reshape(out["log_variance"].shape)
-        xp = array_module(xt)
-        sample = out["mean"] + keep * xp.exp(0.5 * out["log_variance"]) * noise
-        return {"sample": sample, "pred_x0": out["pred_x0"]}
+        sample, pred_x0 = self._reverse_step(model_output, xt, t, noise, clip_denoised, True)
+        return {"sample": sample, "pred_x0": pred_x0}
+
+    def _reverse_step(self, model_output, xt, t, noise, clip_denoised, return_pred_x0):
+        """(x_{t-1}, pred_x0 or None) from the fused kernel; the loop skips pred_x0 to save its write."""
+        t = self._timesteps(t, xt)
+        model_output, xt, noise = self._kernel_arrays(model_output, xt, noise)
+        return p_sample_step(model_output, xt, t, noise, self.step_tables, self.mean_type, clip_denoised,
+                             return_pred_x0)
 
     def p_sample_loop(self, model_fn, shape, rng, progress=True, clip_denoised=True, dtype=np.float32):
         """Alg. 2: x_T ~ N(0, I), then p_sample for indices T-1..0. Returns x_0, shape ``shape``.
@@ -182,7 +207,7 @@ class GaussianDiffusion:
             model_output = model_fn(x, t)
             xp = array_module(model_output)
             noise = xp.asarray(rng.standard_normal(shape).astype(dtype))
-            x = self.p_sample(model_output, xp.asarray(x), t, noise, clip_denoised)["sample"]
+            x, _ = self._reverse_step(model_output, xp.asarray(x), t, noise, clip_denoised, False)
         return x
 
     # --- losses and the bound --------------------------------------------------------------------------

@@ -1,0 +1,101 @@
+"""The fused reverse step, one step of Alg. 2 of Ho et al. 2020: the NumPy reference and the dispatch.
+
+Per sample b at index i = t_b (the paper's t = i + 1), per element:
+    x0_hat = sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps_hat     mean_type "eps" (Eq. 4 solved for x_0, Eq. 15)
+    x0_hat = model_output                                         mean_type "x0"
+    x0_hat = clip(x0_hat, -1, 1)                                  clip_denoised
+    mean   = coef1_t x0_hat + coef2_t x_t                         the posterior mean at x0_hat (Eq. 7)
+    x_prev = mean + exp(0.5 log sigma_t^2) z                      z = noise, and z = 0 at index 0 (Alg. 2 line 3)
+One pass: three reads (model_output, x_t, noise) and one write (x_prev), plus one (pred_x0) on request.
+
+Shapes: model_output, x_t, noise (B, ...) of any rank >= 1, all float32 (every backend) or float64 (numpy,
+cpu); t int64 (B,) in 0..T-1. tables: a ReverseStepTables (or any 5-sequence in its order) of float64 (T,)
+tables, GaussianDiffusion.step_tables: the log-variance is the model's (it depends on var_type).
+Per-sample coefficients are read in float64, rounded once to the data's dtype and applied in it; on the
+kernels sigma_t = exp(0.5 log sigma_t^2) is computed in float64 before the rounding (the reference
+exponentiates the rounded log: the two differ by at most an ulp of sigma_t in float32).
+
+At index 0 the kernels add no noise term at all, so x_prev is the mean bit for bit whatever the noise
+holds; the reference multiplies the noise by 0, as GaussianDiffusion always has (equal for finite noise).
+The fused kernels: csrc/kernels/p_sample_step.cuh (math), csrc/cpu/p_sample_step.cpp, csrc/cuda/p_sample_step.cu.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from pyddpm.ops import array_module
+from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.q_sample import check_step_args, gather
+
+MEAN_TYPES = ("eps", "x0")
+
+
+class ReverseStepTables(NamedTuple):
+    """The five float64 (T,) tables of the reverse step, in the order the kernels take them."""
+    sqrt_recip_alphas_cumprod: np.ndarray    # sqrt(1 / abar_t)
+    sqrt_recipm1_alphas_cumprod: np.ndarray  # sqrt(1 / abar_t - 1)
+    posterior_mean_coef1: np.ndarray         # beta_t sqrt(abar_{t-1}) / (1 - abar_t)           (Eq. 7)
+    posterior_mean_coef2: np.ndarray         # (1 - abar_{t-1}) sqrt(alpha_t) / (1 - abar_t)    (Eq. 7)
+    model_log_variance: np.ndarray           # log sigma_t^2 of p(x_{t-1} | x_t) (Sec. 3.2)
+
+
+def p_sample_step(model_output, x_t, t, noise, tables, mean_type="eps", clip_denoised=True, return_pred_x0=True,
+                  backend=None):
+    """One reverse step: returns (x_prev, pred_x0), both (B, ...) like x_t; pred_x0 is None when
+    return_pred_x0 is False (the sampling loop does not need it, and skipping it saves a fifth of the
+    memory traffic). See the module docstring for the math, shapes and dtypes.
+
+    backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
+    """
+    if mean_type not in MEAN_TYPES:
+        raise ValueError(f"p_sample_step: mean_type must be one of {MEAN_TYPES}, got {mean_type!r}")
+    tables = ReverseStepTables(*tables)
+    backend = resolve(backend)
+    if backend == "cpu":
+        check_step_args("p_sample_step", t, tables, model_output=model_output, x_t=x_t, noise=noise)
+        return extension("cpu").p_sample_step(model_output, x_t, t, noise, *tables, mean_type == "eps",
+                                              clip_denoised, return_pred_x0)
+    if backend == "cuda":
+        return _p_sample_step_cuda(model_output, x_t, t, noise, tables, mean_type, clip_denoised, return_pred_x0)
+    return p_sample_step_reference(model_output, x_t, t, noise, tables, mean_type, clip_denoised, return_pred_x0)
+
+
+def p_sample_step_reference(model_output, x_t, t, noise, tables, mean_type="eps", clip_denoised=True,
+                            return_pred_x0=True):
+    """The NumPy reference of p_sample_step: GaussianDiffusion's former p_mean_variance + p_sample, op for op."""
+    tables = ReverseStepTables(*tables)
+    check_step_args("p_sample_step", t, tables, model_output=model_output, x_t=x_t, noise=noise)
+    xp = array_module(x_t)
+    if mean_type == "eps":
+        pred_x0 = (gather(tables.sqrt_recip_alphas_cumprod, t, x_t) * x_t
+                   - gather(tables.sqrt_recipm1_alphas_cumprod, t, x_t) * model_output)
+    else:
+        pred_x0 = model_output
+    if clip_denoised:
+        pred_x0 = xp.clip(pred_x0, -1.0, 1.0)
+    mean = gather(tables.posterior_mean_coef1, t, x_t) * pred_x0 + gather(tables.posterior_mean_coef2, t, x_t) * x_t
+    log_variance = gather(tables.model_log_variance, t, x_t)
+    keep = 1.0 - xp.asarray(t == 0).astype(x_t.dtype).reshape(log_variance.shape)
+    x_prev = mean + keep * xp.exp(0.5 * log_variance) * noise
+    return x_prev, (pred_x0 if return_pred_x0 else None)
+
+
+def _p_sample_step_cuda(model_output, x_t, t, noise, tables, mean_type, clip_denoised, return_pred_x0):
+    import cupy
+
+    fn, f32, f64 = "p_sample_step", np.float32, np.float64
+    tables = tuple(cupy.asarray(a) for a in tables)
+    t = cupy.asarray(t)
+    B, T = check_step_args(fn, t, tables, model_output=model_output, x_t=x_t, noise=noise)
+    n = x_t.size // B
+    x_prev = cupy.empty_like(x_t)
+    pred_x0 = cupy.empty_like(x_t) if return_pred_x0 else None
+    table_ptrs = [device_ptr(fn, name, a, f64, (T,)) for name, a in zip(ReverseStepTables._fields, tables)]
+    extension("cuda").p_sample_step(
+        device_ptr(fn, "model_output", model_output, f32, x_t.shape), device_ptr(fn, "x_t", x_t, f32, x_t.shape),
+        device_ptr(fn, "t", t, np.int64, (B,)), device_ptr(fn, "noise", noise, f32, x_t.shape), *table_ptrs,
+        x_prev.data.ptr, pred_x0.data.ptr if return_pred_x0 else 0, B, n, T, mean_type == "eps", clip_denoised,
+        stream_ptr())
+    return x_prev, pred_x0
