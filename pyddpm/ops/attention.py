@@ -1,6 +1,7 @@
 """Scaled dot-product self-attention: the NumPy reference (the oracle) and the dispatch to the row kernels.
 
-Forward, per (batch, head) over N positions with head dimension d (the official DDPM attention block):
+Forward, per (batch, head) over N positions with head dimension d (Vaswani et al. 2017, Eq. 1; the
+self-attention at 16x16 in the DDPM U-Net, Ho et al. 2020, Appendix B):
     S = q k^T,  P = softmax(scale * S) row-wise,  out = P v
 Backward, given dout:
     dv = P^T dout,  dP = dout v^T,  dS = scale * P * (dP - rowsum(dP * P)),  dq = dS k,  dk = dS^T q
@@ -9,8 +10,8 @@ small enough to keep, and recomputing it would cost another matmul).
 
 The matmuls run in the array library (NumPy's BLAS, CuPy's cuBLAS) on every backend; the fused kernels
 are the two row-wise steps between them, softmax_rows and softmax_backward_rows (csrc/kernels/attention.cuh,
-csrc/cpu/attention.cpp, csrc/cuda/attention.cu), each one pass over the score matrix in place of NumPy's
-five or six. q, k, v and dout only meet the matmuls, so any strides are accepted (the U-Net's attention block
+csrc/cpu/attention.cpp, csrc/cuda/attention.cu), each one sweep over the score matrix (a row at a time,
+while it is in cache) in place of NumPy's five or six whole-array passes. q, k, v and dout only meet the matmuls, so any strides are accepted (the U-Net's attention block
 passes views of its qkv projection); P, dP and S, which the kernels read, are C-contiguous buffers.
 """
 
@@ -28,9 +29,10 @@ def _check(fn, backend, q, k, v, **more):
         kind = "cupy" if backend == "cuda" else "numpy"
         dtypes = (np.float32,) if backend == "cuda" else (np.float32, np.float64)
         for name, a in arrays:
-            if type(a).__module__.split(".")[0] != kind:
-                raise TypeError(f"{fn}: {name} must be a {kind} array for the {backend} backend, "
-                                f"got {type(a).__name__}")
+            module = type(a).__module__.split(".")[0]
+            if module != kind:
+                raise TypeError(f"{fn}: {name} must be a {kind}.ndarray for the {backend} backend, "
+                                f"got {module}.{type(a).__name__}")
             if a.dtype not in dtypes:
                 raise TypeError(f"{fn}: {name} must be {' or '.join(np.dtype(t).name for t in dtypes)}, "
                                 f"got {a.dtype}")
@@ -150,10 +152,9 @@ def _softmax_rows_cuda(s, scale, out):
     import cupy
 
     fn, f32 = "softmax_rows", np.float32
-    any_shape = (-1,) * max(s.ndim, 1)
-    s_ptr = device_ptr(fn, "s", s, f32, any_shape)
-    if s.ndim < 1 or s.size == 0:
-        raise ValueError(f"{fn}: s must have at least one axis and not be empty, got shape {s.shape}")
+    s_ptr = device_ptr(fn, "s", s, f32, (-1,) * max(s.ndim, 1))  # at least one axis: the rows
+    if s.size == 0:
+        raise ValueError(f"{fn}: s must not be empty, got shape {s.shape}")
     out = cupy.empty_like(s) if out is None else out
     out_ptr = _out_ptr(fn, out, s, s)
     n = s.shape[-1]
@@ -166,8 +167,8 @@ def _softmax_backward_rows_cuda(p, dp, scale, out):
 
     fn, f32 = "softmax_backward_rows", np.float32
     p_ptr = device_ptr(fn, "p", p, f32, (-1,) * max(p.ndim, 1))
-    if p.ndim < 1 or p.size == 0:
-        raise ValueError(f"{fn}: p must have at least one axis and not be empty, got shape {p.shape}")
+    if p.size == 0:
+        raise ValueError(f"{fn}: p must not be empty, got shape {p.shape}")
     dp_ptr = device_ptr(fn, "dp", dp, f32, p.shape)
     out = cupy.empty_like(p) if out is None else out
     out_ptr = _out_ptr(fn, out, p, p, dp)
