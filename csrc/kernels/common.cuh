@@ -26,7 +26,8 @@ PYDDPM_HD float exp_f32(float x) {
 #if defined(__CUDA_ARCH__)
     return expf(x);
 #else
-    x = fminf(fmaxf(x, -87.3f), 88.7f);
+    x = x > -87.3f ? x : -87.3f;  // ternaries, not fmaxf/fminf: GCC vectorises these, not the libm calls
+    x = x < 88.7f ? x : 88.7f;
     const float n = rintf(x * 1.44269504088896341f);
     float r = fmaf(n, -0.693145751953125f, x);  // ln2 split in two so n*ln2_hi is exact
     r = fmaf(n, -1.428606765330187045e-6f, r);

@@ -1,41 +1,187 @@
-"""Scaled dot-product self-attention: the NumPy reference (the oracle for the fused kernels).
+"""Scaled dot-product self-attention: the NumPy reference (the oracle) and the dispatch to the row kernels.
 
-Forward, per (batch, head) over N positions with head dimension d:
-    S = q k^T * scale,  P = softmax(S) row-wise,  out = P v
+Forward, per (batch, head) over N positions with head dimension d (Vaswani et al. 2017, Eq. 1; the
+self-attention at 16x16 in the DDPM U-Net, Ho et al. 2020, Appendix B):
+    S = q k^T,  P = softmax(scale * S) row-wise,  out = P v
 Backward, given dout:
-    dv = P^T dout,  dP = dout v^T,  dS = P * (dP - rowsum(dP * P)),  dq = dS k * scale,  dk = dS^T q * scale
+    dv = P^T dout,  dP = dout v^T,  dS = scale * P * (dP - rowsum(dP * P)),  dq = dS k,  dk = dS^T q
 Shapes: q, k, v, out (B, heads, N, d); P (B, heads, N, N) is saved for the backward (at N = 256 it is
 small enough to keep, and recomputing it would cost another matmul).
+
+The matmuls run in the array library (NumPy's BLAS, CuPy's cuBLAS) on every backend; the fused kernels
+are the two row-wise steps between them, softmax_rows and softmax_backward_rows (csrc/kernels/attention.cuh,
+csrc/cpu/attention.cpp, csrc/cuda/attention.cu), each one sweep over the score matrix (a row at a time,
+while it is in cache) in place of NumPy's five or six whole-array passes. q, k, v and dout only meet the matmuls, so any strides are accepted (the U-Net's attention block
+passes views of its qkv projection); P, dP and S, which the kernels read, are C-contiguous buffers.
 """
 
+import numpy as np
+
 from pyddpm.ops import array_module
+from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 
 
-def _check(q, k, v):
+def _check(fn, backend, q, k, v, **more):
+    """On the fused backends the array type and one float dtype for all arrays; on every backend the shapes."""
+    arrays = (("q", q), ("k", k), ("v", v), *more.items())
+    if backend != "numpy":
+        kind = "cupy" if backend == "cuda" else "numpy"
+        dtypes = (np.float32,) if backend == "cuda" else (np.float32, np.float64)
+        for name, a in arrays:
+            module = type(a).__module__.split(".")[0]
+            if module != kind:
+                raise TypeError(f"{fn}: {name} must be a {kind}.ndarray for the {backend} backend, "
+                                f"got {module}.{type(a).__name__}")
+            if a.dtype not in dtypes:
+                raise TypeError(f"{fn}: {name} must be {' or '.join(np.dtype(t).name for t in dtypes)}, "
+                                f"got {a.dtype}")
+            if a.dtype != q.dtype:
+                raise TypeError(f"{fn}: {name} must be {q.dtype} like q, got {a.dtype}")
     if q.ndim != 4 or q.shape != k.shape or q.shape != v.shape:
-        raise ValueError(f"attention: q, k, v must share one (B, heads, N, d) shape, got "
+        raise ValueError(f"{fn}: q, k, v must share one (B, heads, N, d) shape, got "
                          f"{q.shape}, {k.shape}, {v.shape}")
+    if min(q.shape) < 1:
+        raise ValueError(f"{fn}: q, k, v must not be empty, got shape {q.shape}")
+    B, H, N, _ = q.shape
+    for name, a in more.items():
+        want = (B, H, N, N) if name == "p" else q.shape
+        if a.shape != want:
+            raise ValueError(f"{fn}: {name} must have shape {want}, got {a.shape}")
+        if name == "p" and backend != "numpy" and not a.flags.c_contiguous:  # the one input a kernel reads
+            raise TypeError(f"{fn}: p must be C-contiguous (pass the P that attention returned)")
 
 
-def attention(q, k, v, scale=None):
-    """Returns (out, P). scale defaults to d ** -0.5 (the official DDPM attention block's int(C) ** -0.5)."""
-    _check(q, k, v)
+def _scale(q, scale):
+    # The official DDPM attention block's int(C) ** -0.5, with C the head dimension d.
+    return q.shape[-1] ** -0.5 if scale is None else float(scale)
+
+
+def attention(q, k, v, scale=None, backend=None):
+    """Returns (out, P): out (B, heads, N, d), P (B, heads, N, N). scale defaults to d ** -0.5.
+
+    backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
+    """
+    backend = resolve(backend)
+    _check("attention", backend, q, k, v)
+    scale = _scale(q, scale)
+    if backend == "numpy":
+        return attention_reference(q, k, v, scale)
     xp = array_module(q)
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    s = (q @ k.swapaxes(-1, -2)) * scale
-    s -= s.max(axis=-1, keepdims=True)  # softmax is shift-invariant; this keeps exp from overflowing
-    p = xp.exp(s)
-    p /= p.sum(axis=-1, keepdims=True)
+    s = xp.matmul(q, k.swapaxes(-1, -2))
+    p = softmax_rows(s, scale, out=s, backend=backend)
+    return xp.matmul(p, v), p
+
+
+def attention_backward(dout, q, k, v, p, scale=None, backend=None):
+    """Gradients (dq, dk, dv), each (B, heads, N, d), of attention's out, given dout and the saved P."""
+    backend = resolve(backend)
+    _check("attention_backward", backend, q, k, v, dout=dout, p=p)
+    scale = _scale(q, scale)
+    if backend == "numpy":
+        return attention_backward_reference(dout, q, k, v, p, scale)
+    xp = array_module(q)
+    dv = xp.matmul(p.swapaxes(-1, -2), dout)
+    dp = xp.matmul(dout, v.swapaxes(-1, -2))
+    ds = softmax_backward_rows(p, dp, scale, out=dp, backend=backend)  # scale folded in: dq, dk need none
+    return xp.matmul(ds, k), xp.matmul(ds.swapaxes(-1, -2), q), dv
+
+
+def softmax_rows(s, scale, out=None, backend=None):
+    """softmax(scale * s) along the last axis of a C-contiguous array s (any leading shape); returns out.
+
+    out: None (a new array) or an array like s, which may be s itself (in place).
+    """
+    backend = resolve(backend)
+    if backend == "cpu":
+        return extension("cpu").softmax_rows(s, scale, out)
+    if backend == "cuda":
+        return _softmax_rows_cuda(s, scale, out)
+    return _into(out, softmax_rows_reference(s, scale))
+
+
+def softmax_backward_rows(p, dp, scale, out=None, backend=None):
+    """scale * p * (dp - rowsum(dp * p)) along the last axis: the gradient of softmax_rows w.r.t. s, given
+    its output p and the gradient dp of p. out: None, or an array like p, which may be p or dp itself."""
+    backend = resolve(backend)
+    if backend == "cpu":
+        return extension("cpu").softmax_backward_rows(p, dp, scale, out)
+    if backend == "cuda":
+        return _softmax_backward_rows_cuda(p, dp, scale, out)
+    return _into(out, softmax_backward_rows_reference(p, dp, scale))
+
+
+def attention_reference(q, k, v, scale=None):
+    """The NumPy reference of attention: (out, P)."""
+    _check("attention", "numpy", q, k, v)
+    p = softmax_rows_reference(q @ k.swapaxes(-1, -2), _scale(q, scale))
     return p @ v, p
 
 
-def attention_backward(dout, q, k, v, p, scale=None):
-    """Gradients (dq, dk, dv) of attention's out, given dout and the saved probabilities P."""
-    _check(q, k, v)
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
+def attention_backward_reference(dout, q, k, v, p, scale=None):
+    """The NumPy reference of attention_backward: (dq, dk, dv)."""
+    _check("attention_backward", "numpy", q, k, v, dout=dout, p=p)
     dv = p.swapaxes(-1, -2) @ dout
-    dp = dout @ v.swapaxes(-1, -2)
-    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
-    dq = (ds @ k) * scale
-    dk = (ds.swapaxes(-1, -2) @ q) * scale
-    return dq, dk, dv
+    ds = softmax_backward_rows_reference(p, dout @ v.swapaxes(-1, -2), _scale(q, scale))
+    return ds @ k, ds.swapaxes(-1, -2) @ q, dv
+
+
+def softmax_rows_reference(s, scale):
+    """The NumPy reference of softmax_rows."""
+    xp = array_module(s)
+    s = s * scale
+    s -= s.max(axis=-1, keepdims=True)  # softmax is shift-invariant; this keeps exp from overflowing
+    p = xp.exp(s)
+    p /= p.sum(axis=-1, keepdims=True)
+    return p
+
+
+def softmax_backward_rows_reference(p, dp, scale):
+    """The NumPy reference of softmax_backward_rows."""
+    return scale * p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+
+
+def _into(out, result):
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def _softmax_rows_cuda(s, scale, out):
+    import cupy
+
+    fn, f32 = "softmax_rows", np.float32
+    s_ptr = device_ptr(fn, "s", s, f32, (-1,) * max(s.ndim, 1))  # at least one axis: the rows
+    if s.size == 0:
+        raise ValueError(f"{fn}: s must not be empty, got shape {s.shape}")
+    out = cupy.empty_like(s) if out is None else out
+    out_ptr = _out_ptr(fn, out, s, s)
+    n = s.shape[-1]
+    extension("cuda").softmax_rows(s_ptr, out_ptr, s.size // n, n, scale, stream_ptr())
+    return out
+
+
+def _softmax_backward_rows_cuda(p, dp, scale, out):
+    import cupy
+
+    fn, f32 = "softmax_backward_rows", np.float32
+    p_ptr = device_ptr(fn, "p", p, f32, (-1,) * max(p.ndim, 1))
+    if p.size == 0:
+        raise ValueError(f"{fn}: p must not be empty, got shape {p.shape}")
+    dp_ptr = device_ptr(fn, "dp", dp, f32, p.shape)
+    out = cupy.empty_like(p) if out is None else out
+    out_ptr = _out_ptr(fn, out, p, p, dp)
+    n = p.shape[-1]
+    extension("cuda").softmax_backward_rows(p_ptr, dp_ptr, out_ptr, p.size // n, n, scale, stream_ptr())
+    return out
+
+
+def _out_ptr(fn, out, like, *inputs):
+    """out's pointer, checked like `like`: the kernels read index j of a row before writing it, so out may be
+    an input itself but must not partially overlap one."""
+    ptr = device_ptr(fn, "out", out, like.dtype, like.shape)
+    for a in inputs:
+        if a.data.ptr != ptr and a.data.ptr < ptr + out.nbytes and ptr < a.data.ptr + a.nbytes:
+            raise ValueError(f"{fn}: out partially overlaps an input (pass the input itself, or a separate array)")
+    return ptr
