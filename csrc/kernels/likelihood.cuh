@@ -20,14 +20,14 @@
 // nearly cancels (x - mean close to -+h) is still correct to an ulp: at sigma = e^-9 an error of one ulp
 // of h would move z by 1e-6.
 //
-// MIDPOINT_MAX, by measurement (scratch sweeps over sigma = e^-9..e^2 and bins near and far, each route
-// forced on its own, float32 against the oracle). The series is kept to He_8; the first neglected term is
-// (w/2)^10 He_10(m) / 11!, about (w/2)^10 / 42240 near m = 0 and (m w/2)^10 / 11! for large |m|, hence
-// the criterion in (w/2)^2 (m^2 + 4). Midpoint route alone: max error <= 3.4e-7 for w/2 <= 0.45 at
-// |m| < 2 and for |m| w/2 <= 1 at |m| >= 2, then 9e-7 .. 1e-3 beyond. Wide route alone: 1e-5 at
-// max(|m|, 1) w/2 ~ 0.01 (log Phi(a) - log Phi(b) ~ |m| w cancels to a few ulps of m^2/2), 1.1e-6 at
-// 0.2 - 0.3, <= 6.8e-7 from 0.3 on. The switch at 1 (float) puts each route where it is below 6e-7.
-// In double the same truncation reaches 1e-16 at MIDPOINT_MAX = 0.15.
+// MIDPOINT_MAX, by measurement (sweeps over sigma = e^-9..e^2, bins near and far, float32 against the
+// oracle, each route forced on its own). The series stops at He_8; the first neglected term, (w/2)^10
+// He_10(m) / 11!, is about (w/2)^10 / 42240 near m = 0 and (m w/2)^10 / 11! for large |m|: hence the
+// criterion in (w/2)^2 (m^2 + 4). Midpoint route alone: <= 3.4e-7 while w/2 <= 0.45 (|m| < 2) and
+// |m| w/2 <= 1 (|m| >= 2), then 9e-7 .. 1e-3 beyond. Wide route alone: 1e-5 at (w/2) max(|m|, 1) ~ 0.01
+// (log Phi(a) - log Phi(b) ~ |m| w is then the difference of two values ~m^2/2, each rounded), 1.1e-6
+// at 0.2 - 0.3, <= 6.8e-7 from 0.3 on. With the switch at 1 every band measures <= 4e-7. In double the
+// neglected term is ~1e-16 at MIDPOINT_MAX = 0.15.
 #pragma once
 
 #include "common.cuh"
@@ -121,12 +121,23 @@ PYDDPM_HD T log_likelihood(T x, T mean, T log_scale, T inv_scale) {
 // KL(N(mean1, exp(logvar1)) || N(mean2, exp(logvar2))) in nats, as
 //   0.5 (expm1(logvar1 - logvar2) - (logvar1 - logvar2) + (mean1 - mean2)^2 exp(-logvar2)),
 // which equals the oracle's 0.5 (-1 + logvar2 - logvar1 + exp(logvar1 - logvar2) + ...) but with the
-// -1 folded into expm1: near-equal variances no longer cancel against 1.
+// -1 folded into expm1: near-equal variances no longer cancel against 1. In two pieces, so a driver
+// can form the variance part and exp(-logvar2) once per sample when the log-variances are per sample.
+template <typename T>
+PYDDPM_HD T kl_variance_term(T logvar1, T logvar2) {
+    const T d = logvar1 - logvar2;
+    return math::expm1(d) - d;
+}
+
+template <typename T>
+PYDDPM_HD T normal_kl_parts(T mean1, T mean2, T variance_term, T inv_var2) {
+    const T dm = mean1 - mean2;
+    return T(0.5) * (variance_term + dm * dm * inv_var2);
+}
+
 template <typename T>
 PYDDPM_HD T normal_kl(T mean1, T logvar1, T mean2, T logvar2) {
-    const T d = logvar1 - logvar2;
-    const T dm = mean1 - mean2;
-    return T(0.5) * ((math::expm1(d) - d) + dm * dm * math::exp(-logvar2));
+    return normal_kl_parts(mean1, mean2, kl_variance_term(logvar1, logvar2), math::exp(-logvar2));
 }
 
 }  // namespace lik
