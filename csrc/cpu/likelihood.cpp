@@ -35,11 +35,11 @@ template <typename T>
 void discretized_gaussian_log_likelihood_cpu(const T* x, const T* means, const T* log_scales,
                                              bool log_scales_per_sample, T* out, T* bpd, long B, long n) {
     std::vector<T> inv_scale(log_scales_per_sample ? B : 0);
-    for (size_t b = 0; b < inv_scale.size(); ++b) inv_scale[b] = math::exp(-log_scales[b]);
+    for (size_t b = 0; b < inv_scale.size(); ++b) inv_scale[b] = lik::inverse_scale(log_scales[b]);
     const auto term = [&](long b, long i) {
         const long k = b * n + i;
         if (log_scales_per_sample) return lik::log_likelihood(x[k], means[k], log_scales[b], inv_scale[b]);
-        return lik::log_likelihood(x[k], means[k], log_scales[k], math::exp(-log_scales[k]));
+        return lik::log_likelihood(x[k], means[k], log_scales[k], lik::inverse_scale(log_scales[k]));
     };
     elementwise_or_bpd(term, out, bpd, B, n, -1.0);
 }

@@ -25,7 +25,7 @@ struct LogLikelihood {
     long n;
     __device__ float operator()(long k) const {
         const float ls = log_scales[per_sample ? k / n : k];
-        return lik::log_likelihood(x[k], means[k], ls, math::exp(-ls));
+        return lik::log_likelihood(x[k], means[k], ls, lik::inverse_scale(ls));
     }
 };
 
