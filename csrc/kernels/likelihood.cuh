@@ -1,0 +1,150 @@
+// The variational bound's per-element terms (reference: pyddpm/likelihood.py, the float64 oracle):
+//   the discretized Gaussian decoder log p(x | mean, sigma) of Eq. 13 (Ho et al. 2020), in nats, and
+//   the Gaussian KL of Eq. 5's L_{t-1} terms, in nats.
+//
+// Decoder. x is on the 256-level grid in [-1, 1]; its bin is x +- h, h = 1/255, except that the bin of
+// x = -1 is open to -inf and the bin of x = +1 open to +inf. With c = x - mean and s = exp(log_scale):
+//   log P = log(Phi((c + h)/s) - Phi((c - h)/s)),
+// evaluated in T (float on the GPU) with no clamp and no cancellation, by one of two routes:
+//  * narrow bin (midpoint expansion), when (w/2)^2 (m^2 + 4) <= MIDPOINT_MAX^2, m = c/s, w = 2h/s:
+//      P = phi(m) w sum_k He_2k(m) (w/2)^2k / (2k+1)!          (Taylor series of phi about m, integrated)
+//      log P = log w + log phi(m) + log1p(sum_{k>=1} ...),
+//    where log w = log(2h) - log_scale is exact. This route never forms Phi(b) - Phi(a), so it stays
+//    accurate where that difference would cancel (wide sigma) or underflow (a bin far in a tail).
+//  * wide bin: mirror the bin into the left tail (Phi(b) - Phi(a) = Phi(-a) - Phi(-b)), then
+//      log P = log Phi(b) + log1mexp(log Phi(a) - log Phi(b)),
+//    with log Phi(z) = log(erfcx(-z/sqrt2)/2) - z^2/2 for z < 0 (full relative accuracy however far out)
+//    and log1p(-erfcx(z/sqrt2) exp(-z^2/2)/2) for z >= 0.
+// The edge bins are log Phi((c + h)/s) and log Phi(-(c - h)/s).
+// Bin edges c -+ h are formed in double-T (TwoSum of x - mean, h split in hi + lo parts), so an edge that
+// nearly cancels (x - mean close to -+h) is still correct to an ulp: at sigma = e^-9 an error of one ulp
+// of h would move z by 1e-6.
+//
+// MIDPOINT_MAX, by measurement (sweeps over sigma = e^-9..e^2, bins near and far, float32 against the
+// oracle, each route forced on its own). The series stops at He_8; the first neglected term, (w/2)^10
+// He_10(m) / 11!, is about (w/2)^10 / 42240 near m = 0 and (m w/2)^10 / 11! for large |m|: hence the
+// criterion in (w/2)^2 (m^2 + 4). Midpoint route alone: <= 3.4e-7 while w/2 <= 0.45 (|m| < 2) and
+// |m| w/2 <= 1 (|m| >= 2), then 9e-7 .. 1e-3 beyond. Wide route alone: 1e-5 at (w/2) max(|m|, 1) ~ 0.01
+// (log Phi(a) - log Phi(b) ~ |m| w is then the difference of two values ~m^2/2, each rounded), 1.1e-6
+// at 0.2 - 0.3, <= 6.8e-7 from 0.3 on. With the switch at 1 every band measures <= 4e-7. In double the
+// neglected term is ~1e-16 at MIDPOINT_MAX = 0.15.
+#pragma once
+
+#include "common.cuh"
+
+namespace pyddpm {
+namespace lik {
+
+// Constants rounded to T; *_LO is the remainder (exact value - hi) rounded to T.
+template <typename T>
+struct Consts;
+
+template <>
+struct Consts<float> {
+    static constexpr float H_HI = 3.921568859e-03f, H_LO = -2.3191758e-10f;  // 1/255
+    static constexpr float LOG_2H_HI = -4.8481164f, LOG_2H_LO = 3.3259184e-08f;  // log(2/255)
+    static constexpr float MIDPOINT_MAX = 1.0f;
+};
+
+template <>
+struct Consts<double> {
+    static constexpr double H_HI = 0.00392156862745098, H_LO = 5.442269728554689e-20;
+    static constexpr double LOG_2H_HI = -4.848116364598481, LOG_2H_LO = 4.391764973190295e-16;
+    static constexpr double MIDPOINT_MAX = 0.15;
+};
+
+// Data values beyond this are the open edge bins (the official code's threshold, as in the oracle).
+constexpr double EDGE = 0.999;
+constexpr double LOG_SQRT_2PI = 0.91893853320467274178;
+constexpr double INV_SQRT2 = 0.70710678118654752440;
+constexpr double LN2 = 0.69314718055994530942;
+
+// log Phi(z), the log of the standard normal CDF, to a few ulps relative for z < 0 and absolute for z >= 0.
+template <typename T>
+PYDDPM_HD T log_ndtr(T z) {
+    const T half_z2 = T(0.5) * z * z;
+    if (z < T(0)) return math::log(T(0.5) * erfcx(-z * T(INV_SQRT2))) - half_z2;
+    return math::log1p(T(-0.5) * erfcx(z * T(INV_SQRT2)) * math::exp(-half_z2));
+}
+
+// log(1 - exp(d)) for d < 0 (Maechler 2012): expm1 near 0, log1p far from it.
+template <typename T>
+PYDDPM_HD T log1mexp(T d) {
+    return d > T(-LN2) ? math::log(-math::expm1(d)) : math::log1p(-math::exp(d));
+}
+
+// log(Phi(b) - Phi(a)) for finite a < b (the wide route).
+template <typename T>
+PYDDPM_HD T log_bin_mass(T a, T b) {
+    if (a > T(0)) {  // both CDFs near 1: use the mirror image, where log Phi keeps relative accuracy
+        const T t = a;
+        a = -b;
+        b = -t;
+    }
+    const T log_b = log_ndtr(b);
+    return log_b + log1mexp(log_ndtr(a) - log_b);
+}
+
+// log(P / (w phi(m))) - the midpoint series through He_8, in u = (w/2)^2 and m2 = m^2.
+template <typename T>
+PYDDPM_HD T log_midpoint_correction(T m2, T u) {
+    const T he2 = m2 - T(1);
+    const T he4 = (m2 - T(6)) * m2 + T(3);
+    const T he6 = ((m2 - T(15)) * m2 + T(45)) * m2 - T(15);
+    const T he8 = (((m2 - T(28)) * m2 + T(210)) * m2 - T(420)) * m2 + T(105);
+    const T s = he2 * T(1.0 / 6) + u * (he4 * T(1.0 / 120) + u * (he6 * T(1.0 / 5040) + u * he8 * T(1.0 / 362880)));
+    return math::log1p(u * s);
+}
+
+// 1/sigma = exp(-log_scale), to 0.7 ulp on both builds (see exp_precise).
+template <typename T>
+PYDDPM_HD T inverse_scale(T log_scale) {
+    return exp_precise(-log_scale);
+}
+
+// log p(x) for one element (Eq. 13), given inv_scale = inverse_scale(log_scale) (computed once per sample
+// when the scale is shared).
+template <typename T>
+PYDDPM_HD T log_likelihood(T x, T mean, T log_scale, T inv_scale) {
+    using K = Consts<T>;
+    // c + e = x - mean exactly (TwoSum): the bin edges below keep full accuracy when they nearly cancel.
+    const T c = x - mean;
+    const T xv = c - x;
+    const T e = (x - (c - xv)) + (-mean - xv);
+    const T lo = ((c - K::H_HI) + (e - K::H_LO)) * inv_scale;
+    const T hi = ((c + K::H_HI) + (e + K::H_LO)) * inv_scale;
+    if (x < T(-EDGE)) return log_ndtr(hi);
+    if (x > T(EDGE)) return log_ndtr(-lo);
+    const T m = c * inv_scale;
+    const T half_w = K::H_HI * inv_scale;
+    if (half_w * half_w * (m * m + T(4)) <= K::MIDPOINT_MAX * K::MIDPOINT_MAX) {
+        const T log_w = (K::LOG_2H_HI - log_scale) + K::LOG_2H_LO;
+        return log_w - (T(0.5) * m * m + T(LOG_SQRT_2PI)) + log_midpoint_correction(m * m, half_w * half_w);
+    }
+    return log_bin_mass(lo, hi);
+}
+
+// KL(N(mean1, exp(logvar1)) || N(mean2, exp(logvar2))) in nats, as
+//   0.5 (expm1(logvar1 - logvar2) - (logvar1 - logvar2) + (mean1 - mean2)^2 exp(-logvar2)),
+// which equals the oracle's 0.5 (-1 + logvar2 - logvar1 + exp(logvar1 - logvar2) + ...) but with the
+// -1 folded into expm1: near-equal variances no longer cancel against 1. In two pieces, so a driver
+// can form the variance part and exp(-logvar2) once per sample when the log-variances are per sample.
+template <typename T>
+PYDDPM_HD T kl_variance_term(T logvar1, T logvar2) {
+    const T d = logvar1 - logvar2;
+    return math::expm1(d) - d;
+}
+
+template <typename T>
+PYDDPM_HD T normal_kl_parts(T mean1, T mean2, T variance_term, T inv_var2) {
+    const T dm = mean1 - mean2;
+    return T(0.5) * (variance_term + dm * dm * inv_var2);
+}
+
+template <typename T>
+PYDDPM_HD T normal_kl(T mean1, T logvar1, T mean2, T logvar2) {
+    return normal_kl_parts(mean1, mean2, kl_variance_term(logvar1, logvar2), math::exp(-logvar2));
+}
+
+}  // namespace lik
+}  // namespace pyddpm

@@ -1,0 +1,96 @@
+"""The discretized Gaussian decoder's log-likelihood (Eq. 13, Ho et al. 2020): dispatch to the kernels.
+
+log p(x) = log(Phi((x + 1/255 - mean)/sigma) - Phi((x - 1/255 - mean)/sigma)), sigma = exp(log_scale), with
+the bin of x = -1 open to -inf and the bin of x = +1 open to +inf; the L_0 term of the bound (Eq. 5).
+The reference (the oracle) is pyddpm.likelihood, float64 with scipy's log_ndtr; the fused kernels are
+csrc/kernels/likelihood.cuh (the stable log-CDF math, float32 on the GPU), csrc/cpu/likelihood.cpp and
+csrc/cuda/likelihood.cu.
+
+Shapes: x, means (B, ...); log_scales either of x's shape or one per sample: (B,) or (B, 1, ..., 1) (the
+fixed-variance DDPM's). A 1-D log_scales of length B always means one per sample, on every backend.
+Other broadcasting shapes (a scalar, (1, C, 1, 1), ...) are accepted by the numpy backend only; the cpu
+and cuda backends raise ValueError for them.
+With per_sample_bpd=True the result is -mean(log p) / ln 2 over each sample, shape (B,): bits/dim,
+reduced in the same pass (in double on the CPU and on the GPU).
+"""
+
+import math
+
+import numpy as np
+
+from pyddpm import likelihood
+from pyddpm.ops import array_module
+from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+
+_FN = "discretized_gaussian_log_likelihood"
+
+
+def discretized_gaussian_log_likelihood(x, means, log_scales, per_sample_bpd=False, backend=None):
+    """log p(x) in nats, x's shape (float32 in, float32 out), or with per_sample_bpd bits/dim of shape (B,).
+
+    backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
+    """
+    backend = resolve(backend)
+    if backend == "numpy":
+        return discretized_gaussian_log_likelihood_reference(x, means, log_scales, per_sample_bpd)
+    check_batch(_FN, "x", x)
+    log_scales, per_sample = per_element_or_sample(_FN, "log_scales", log_scales, x.shape)
+    if backend == "cpu":
+        return extension("cpu").discretized_gaussian_log_likelihood(x, means, log_scales, per_sample_bpd)
+    return _cuda(x, means, log_scales, per_sample, per_sample_bpd)
+
+
+def discretized_gaussian_log_likelihood_reference(x, means, log_scales, per_sample_bpd=False):
+    """The NumPy reference: pyddpm.likelihood's float64 evaluation, then the per-sample reduction."""
+    log_scales = per_sample_broadcastable(log_scales, x)
+    log_p = likelihood.discretized_gaussian_log_likelihood(x, means, log_scales)
+    return bits_per_dim(log_p, -1.0) if per_sample_bpd else log_p
+
+
+def check_batch(fn, name, a):
+    """A kernel's leading array must be a non-empty (B, ...) array."""
+    if getattr(a, "ndim", 0) < 1 or a.size == 0:
+        raise ValueError(f"{fn}: {name} must be a non-empty (B, ...) array, got shape {getattr(a, 'shape', ())}")
+
+
+def per_element_or_sample(fn, name, a, shape):
+    """(a, per_sample) for a kernel: a of ``shape``, or one value per sample as (B,) or (B, 1, ..., 1).
+
+    (B, 1, ..., 1) becomes a (B,) view. Any other shape raises: only the numpy backend broadcasts.
+    """
+    a_shape = getattr(a, "shape", ())
+    B = shape[0]
+    if tuple(a_shape) == tuple(shape):
+        return a, False
+    if len(a_shape) in (1, len(shape)) and a_shape[:1] == (B,) and all(s == 1 for s in a_shape[1:]):
+        return a.reshape(B), True
+    raise ValueError(f"{fn}: {name} must have shape {tuple(shape)} or ({B},) (one per sample), got {a_shape}; "
+                     f"only backend='numpy' broadcasts other shapes")
+
+
+def per_sample_broadcastable(a, like):
+    """A 1-D (B,) array meant per sample, reshaped to (B, 1, ..., 1) so NumPy broadcasting agrees."""
+    if getattr(a, "ndim", 0) == 1 and getattr(like, "ndim", 0) > 1 and a.shape[0] == like.shape[0]:
+        return a.reshape((a.shape[0],) + (1,) * (like.ndim - 1))
+    return a
+
+
+def bits_per_dim(values, sign):
+    """sign * mean over each sample / ln 2, shape (B,), averaged in float64 and returned in values' dtype."""
+    xp = array_module(values)
+    mean = values.reshape(values.shape[0], -1).mean(axis=1, dtype=xp.float64)
+    return (sign * mean / math.log(2.0)).astype(values.dtype)
+
+
+def _cuda(x, means, log_scales, per_sample, per_sample_bpd):
+    import cupy
+
+    f32 = np.float32
+    B = x.shape[0]
+    out = cupy.empty((B,) if per_sample_bpd else x.shape, f32)
+    extension("cuda").discretized_gaussian_log_likelihood(
+        device_ptr(_FN, "x", x, f32, x.shape), device_ptr(_FN, "means", means, f32, x.shape),
+        device_ptr(_FN, "log_scales", log_scales, f32, (B,) if per_sample else x.shape), per_sample,
+        out.data.ptr, per_sample_bpd, B, x.size // B, stream_ptr())
+    return out

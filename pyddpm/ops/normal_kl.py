@@ -1,0 +1,59 @@
+"""The Gaussian KL of the bound's L_{t-1} terms (Eq. 5, Ho et al. 2020): dispatch to the kernels.
+
+KL(N(mean1, exp(logvar1)) || N(mean2, exp(logvar2))) elementwise, in nats. The reference (the oracle) is
+pyddpm.likelihood.normal_kl; the fused kernels are csrc/kernels/likelihood.cuh, csrc/cpu/likelihood.cpp
+and csrc/cuda/likelihood.cu (they fold the -1 into expm1, so near-equal variances do not cancel).
+
+Shapes: mean1, mean2 (B, ...); logvar1, logvar2 each of mean1's shape or one per sample, (B,) or
+(B, 1, ..., 1). A 1-D logvar of length B always means one per sample, on every backend. Other
+broadcasting shapes (scalars, ...) are accepted by the numpy backend only; cpu and cuda raise ValueError.
+With per_sample_bpd=True the result is mean(KL) / ln 2 over each sample, shape (B,), reduced in the same pass.
+"""
+
+import numpy as np
+
+from pyddpm import likelihood
+from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.discretized_gaussian_log_likelihood import (bits_per_dim, check_batch, per_element_or_sample,
+                                                            per_sample_broadcastable)
+
+_FN = "normal_kl"
+
+
+def normal_kl(mean1, logvar1, mean2, logvar2, per_sample_bpd=False, backend=None):
+    """KL in nats, mean1's shape (float32 in, float32 out), or with per_sample_bpd bits/dim of shape (B,).
+
+    backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
+    """
+    backend = resolve(backend)
+    if backend == "numpy":
+        return normal_kl_reference(mean1, logvar1, mean2, logvar2, per_sample_bpd)
+    check_batch(_FN, "mean1", mean1)
+    logvar1, per_sample1 = per_element_or_sample(_FN, "logvar1", logvar1, mean1.shape)
+    logvar2, per_sample2 = per_element_or_sample(_FN, "logvar2", logvar2, mean1.shape)
+    if backend == "cpu":
+        return extension("cpu").normal_kl(mean1, logvar1, mean2, logvar2, per_sample_bpd)
+    return _cuda(mean1, logvar1, per_sample1, mean2, logvar2, per_sample2, per_sample_bpd)
+
+
+def normal_kl_reference(mean1, logvar1, mean2, logvar2, per_sample_bpd=False):
+    """The NumPy reference: pyddpm.likelihood.normal_kl, then the per-sample reduction."""
+    like = mean1 if getattr(mean1, "ndim", 0) else mean2
+    logvar1, logvar2 = per_sample_broadcastable(logvar1, like), per_sample_broadcastable(logvar2, like)
+    kl = likelihood.normal_kl(mean1, logvar1, mean2, logvar2)
+    return bits_per_dim(kl, 1.0) if per_sample_bpd else kl
+
+
+def _cuda(mean1, logvar1, per_sample1, mean2, logvar2, per_sample2, per_sample_bpd):
+    import cupy
+
+    f32 = np.float32
+    shape, B = mean1.shape, mean1.shape[0]
+    out = cupy.empty((B,) if per_sample_bpd else shape, f32)
+    extension("cuda").normal_kl(
+        device_ptr(_FN, "mean1", mean1, f32, shape), device_ptr(_FN, "logvar1", logvar1, f32, (B,) if per_sample1 else shape),
+        per_sample1, device_ptr(_FN, "mean2", mean2, f32, shape),
+        device_ptr(_FN, "logvar2", logvar2, f32, (B,) if per_sample2 else shape), per_sample2,
+        out.data.ptr, per_sample_bpd, B, mean1.size // B, stream_ptr())
+    return out
