@@ -19,6 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pyddpm import likelihood
+from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood as ops_dgll
+from pyddpm.ops.normal_kl import normal_kl as ops_normal_kl
 from pyddpm.ops import array_module
 from pyddpm.ops.p_sample_step import ReverseStepTables, p_sample_step
 from pyddpm.ops.q_sample import q_sample
@@ -222,12 +224,21 @@ class GaussianDiffusion:
         """
         true_mean, _, true_log_var = self.q_posterior_mean_variance(x0, xt, t)
         out = self.p_mean_variance(model_output, xt, t, clip_denoised)
-        kl = _mean_flat(likelihood.normal_kl(true_mean, true_log_var, out["mean"], out["log_variance"]))
-        kl = kl / math.log(2.0)
-        if not (_to_numpy(t) == 0).any():  # the decoder is the costliest term: skip it when unused
+        mean, log_var = out["mean"], out["log_variance"]
+        decoder_needed = (_to_numpy(t) == 0).any()  # the decoder is the costliest term: skip it when unused
+        if not hasattr(mean, "backward"):
+            # Arrays (evaluation): the fused kernels reduce each term to bits/dim in the same pass.
+            kl = ops_normal_kl(true_mean, true_log_var, mean, log_var, per_sample_bpd=True).astype(x0.dtype)
+            if not decoder_needed:
+                return {"output": kl, "pred_x0": out["pred_x0"]}
+            decoder_nll = ops_dgll(x0, mean, 0.5 * log_var, per_sample_bpd=True).astype(x0.dtype)
+            first = self._is_first_step(t, xt)
+            return {"output": first * decoder_nll + (1.0 - first) * kl, "pred_x0": out["pred_x0"]}
+        kl = _mean_flat(likelihood.normal_kl(true_mean, true_log_var, mean, log_var)) / math.log(2.0)
+        if not decoder_needed:
             return {"output": kl, "pred_x0": out["pred_x0"]}
         first = self._is_first_step(t, xt)
-        decoder_nll = -_mean_flat(_dgll(x0, out["mean"], 0.5 * out["log_variance"])) / math.log(2.0)
+        decoder_nll = -_mean_flat(_dgll(x0, mean, 0.5 * log_var)) / math.log(2.0)
         # Arithmetic masking, not where(): it keeps working when the terms are Tensors.
         return {"output": first * decoder_nll + (1.0 - first) * kl, "pred_x0": out["pred_x0"]}
 
