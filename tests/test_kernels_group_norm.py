@@ -7,7 +7,9 @@ from kernels import FAST_BACKENDS, randn, to_backend, to_numpy
 from pyddpm.ops.group_norm import group_norm, group_norm_backward
 
 # (B, C, H, W, G): batch 1, odd H*W, channels not a multiple of a block, group size 1, 1x1 images.
-SHAPES = [(1, 3, 5, 7, 3), (2, 64, 16, 16, 32), (3, 6, 1, 1, 2), (2, 4, 3, 3, 1), (1, 96, 9, 11, 32)]
+# (3, 4, 1, 1, 4): one-element groups, variance 0 and rstd = 1/sqrt(eps) = 1000: y must come out as beta.
+SHAPES = [(1, 3, 5, 7, 3), (2, 64, 16, 16, 32), (3, 6, 1, 1, 2), (2, 4, 3, 3, 1), (1, 96, 9, 11, 32),
+          (3, 4, 1, 1, 4)]
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
 

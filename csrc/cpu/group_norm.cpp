@@ -34,10 +34,9 @@ void group_norm_forward_cpu(const T* x, const T* gamma, const T* beta, T* y, T* 
         T* yg = y + bg * n;
         for (long c = 0; c < Cg; ++c) {
             const long ch = g * Cg + c;
-            const T a = T(r * gamma[ch]);
-            const T b = T(beta[ch] - m * r * gamma[ch]);
+            const T a = T(r * gamma[ch]), mt = T(m);
 #pragma omp simd
-            for (long i = c * HW; i < (c + 1) * HW; ++i) yg[i] = gn::forward(xg[i], a, b, silu);
+            for (long i = c * HW; i < (c + 1) * HW; ++i) yg[i] = gn::forward(xg[i], mt, a, beta[ch], silu);
         }
     }
 }
@@ -62,18 +61,21 @@ void group_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* b
             const long ch = g * Cg + c;
             const T gm = gamma[ch], bt = beta[ch];
             double s_dz = 0.0, s_dz_xhat = 0.0;
-#pragma omp simd reduction(+ : s_dz, s_dz_xhat)
+#pragma omp simd reduction(+ : s_dz, s_dz_xhat, s_dxhat, s_dxhat_xhat)
             for (long i = c * HW; i < (c + 1) * HW; ++i) {
                 const T xhat = (xg[i] - m) * r;
                 const T d = gn::dz(dyg[i], xhat, gm, bt, silu);
+                // Sum the same rounded dxhat that pass 2 uses: with a large rstd (a one-element group),
+                // a mean of differently rounded values would not cancel against it.
+                const T dxhat = gn::dxhat(d, gm);
                 dxg[i] = d;
                 s_dz += d;
                 s_dz_xhat += double(d) * xhat;
+                s_dxhat += dxhat;
+                s_dxhat_xhat += double(dxhat) * xhat;
             }
             part_beta[b * C + ch] = s_dz;
             part_gamma[b * C + ch] = s_dz_xhat;
-            s_dxhat += s_dz * gm;
-            s_dxhat_xhat += s_dz_xhat * gm;
         }
         // Pass 2: dx from dz in place.
         const T mean_dxhat = T(s_dxhat / n), mean_dxhat_xhat = T(s_dxhat_xhat / n);
@@ -82,7 +84,7 @@ void group_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* b
 #pragma omp simd
             for (long i = c * HW; i < (c + 1) * HW; ++i) {
                 const T xhat = (xg[i] - m) * r;
-                dxg[i] = gn::dx(dxg[i] * gm, xhat, r, mean_dxhat, mean_dxhat_xhat);
+                dxg[i] = gn::dx(gn::dxhat(dxg[i], gm), xhat, r, mean_dxhat, mean_dxhat_xhat);
             }
         }
     }

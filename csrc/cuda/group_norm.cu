@@ -39,7 +39,7 @@ __global__ void group_norm_forward_kernel(const float* x, const float* gamma, co
     for (long i = threadIdx.x; i < n; i += blockDim.x) {
         const int ch = g * Cg + int(i / HW);
         const float a = r * gamma[ch];
-        yg[i] = gn::forward(xg[i], a, beta[ch] - m * a, silu != 0);
+        yg[i] = gn::forward(xg[i], m, a, beta[ch], silu != 0);
     }
 }
 
@@ -56,7 +56,7 @@ __global__ void group_norm_backward_kernel(const float* dy, const float* x, cons
     for (long i = threadIdx.x; i < n; i += blockDim.x) {
         const int ch = g * Cg + int(i / HW);
         const float xhat = (xg[i] - m) * r;
-        const float dxhat = gn::dz(dyg[i], xhat, gamma[ch], beta[ch], silu != 0) * gamma[ch];
+        const float dxhat = gn::dxhat(gn::dz(dyg[i], xhat, gamma[ch], beta[ch], silu != 0), gamma[ch]);
         s1 += dxhat;
         s2 += dxhat * xhat;
     }
@@ -66,7 +66,7 @@ __global__ void group_norm_backward_kernel(const float* dy, const float* x, cons
     for (long i = threadIdx.x; i < n; i += blockDim.x) {
         const int ch = g * Cg + int(i / HW);
         const float xhat = (xg[i] - m) * r;
-        const float dxhat = gn::dz(dyg[i], xhat, gamma[ch], beta[ch], silu != 0) * gamma[ch];
+        const float dxhat = gn::dxhat(gn::dz(dyg[i], xhat, gamma[ch], beta[ch], silu != 0), gamma[ch]);
         dxg[i] = gn::dx(dxhat, xhat, r, mean_dxhat, mean_dxhat_xhat);
     }
     for (int c = 0; c < Cg; ++c) {

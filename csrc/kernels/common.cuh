@@ -49,6 +49,24 @@ PYDDPM_HD float exp_f32(float x) {
 // exp for float64: the CUDA math library's exp on the device, the C library's on the host.
 PYDDPM_HD double exp_f64(double x) { return exp(x); }
 
+// a * b rounded on its own, never fused into a neighbouring add (nvcc contracts a*b+c into an FMA by
+// default; the CPU build uses -ffp-contract=off). Needed where a product must cancel exactly against a
+// sum of the same rounded products (GroupNorm's backward with a one-element group).
+PYDDPM_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+PYDDPM_HD double mul_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+    return __dmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
 // The logistic function. float: 1 / (1 + exp(-z)) with the clamped exp above (z -> -inf gives ~3e-39,
 // not NaN; z -> +inf gives 1). double: through tanh, for the float64 CPU path used in tests.
 PYDDPM_HD float sigmoid(float z) { return 1.0f / (1.0f + exp_f32(-z)); }

@@ -2,7 +2,8 @@
 //
 // For x (B, C, H, W) in G groups, one group of one sample is n = (C/G)*H*W contiguous values (NCHW).
 // Forward per element, with the group's mean and rstd = 1/sqrt(var + eps) (var by two passes):
-//     z = (x - mean) * rstd * gamma[c] + beta[c] = x * a + b,   a = rstd * gamma[c],  b = beta[c] - mean * a
+//     z = (x - mean) * a + beta[c],   a = rstd * gamma[c]
+//     (not x * a + (beta - mean * a): with a large rstd, e.g. a one-element group, that cancels in float32)
 //     y = silu ? z * sigmoid(z) : z
 // Backward per element, with xhat = (x - mean) * rstd and dz = dy * dsilu(z) (or dy):
 //     dxhat = dz * gamma[c]
@@ -15,10 +16,10 @@
 namespace pyddpm {
 namespace gn {
 
-// y for one element, given the channel's folded scale a and shift b.
+// y for one element, given the group's mean and the channel's folded scale a = rstd * gamma[c].
 template <typename T>
-PYDDPM_HD T forward(T x, T a, T b, bool silu) {
-    const T z = x * a + b;
+PYDDPM_HD T forward(T x, T mean, T a, T beta, bool silu) {
+    const T z = (x - mean) * a + beta;
     return silu ? z * sigmoid(z) : z;
 }
 
@@ -29,6 +30,12 @@ PYDDPM_HD T dz(T dy, T xhat, T gamma, T beta, bool silu) {
     const T z = xhat * gamma + beta;
     const T s = sigmoid(z);
     return dy * s * (T(1) + z * (T(1) - s));
+}
+
+// dxhat = dz * gamma[c], rounded the same way wherever it is formed (see mul_rn).
+template <typename T>
+PYDDPM_HD T dxhat(T dz, T gamma) {
+    return mul_rn(dz, gamma);
 }
 
 // dx for one element from the group's means of dxhat and dxhat * xhat.
