@@ -25,12 +25,13 @@ void copy_flat(const T* plane, T* dst, long f0, long n, long H, long W, long p) 
         const long j0 = f - row0, j1 = stop - row0;  // columns of this padded row: pad [0,p) image [p,p+W) pad
         T* d = dst + (f - f0) - j0;                  // d[j] is padded column j
         if (y < 0 || y >= H) {
-            std::fill(d + j0, d + j1, T(0));
+            for (long j = j0; j < j1; ++j) d[j] = T(0);
         } else {
             const long a = std::clamp(p, j0, j1), b = std::clamp(p + W, a, j1);
-            std::fill(d + j0, d + a, T(0));
-            std::copy(plane + y * W + (a - p), plane + y * W + (b - p), d + a);
-            std::fill(d + b, d + j1, T(0));
+            const T* s = plane + y * W - p;  // s[j] is padded column j of this row
+            for (long j = j0; j < a; ++j) d[j] = T(0);
+            for (long j = a; j < b; ++j) d[j] = s[j];
+            for (long j = b; j < j1; ++j) d[j] = T(0);
         }
         f = stop;
     }
@@ -41,30 +42,24 @@ void copy_flat(const T* plane, T* dst, long f0, long n, long H, long W, long p) 
 template <typename T>
 void im2col_cpu(const T* x, T* cols, long B, long C, long H, long W, long k, long stride, long padding) {
     const long Ho = (H + 2 * padding - k) / stride + 1, Wo = (W + 2 * padding - k) / stride + 1;
-#pragma omp parallel for schedule(static)
-    for (long bc = 0; bc < B * C; ++bc) {
-        const T* plane = x + bc * H * W;
-        for (long ky = 0; ky < k; ++ky) {
-            long y_lo, y_hi;
-            i2c::valid_range(ky, H, Ho, stride, padding, &y_lo, &y_hi);
-            for (long kx = 0; kx < k; ++kx) {
-                long x_lo, x_hi;
-                i2c::valid_range(kx, W, Wo, stride, padding, &x_lo, &x_hi);
-                T* tap = cols + (bc * k * k + ky * k + kx) * Ho * Wo;
-                for (long oy = 0; oy < Ho; ++oy) {
-                    T* d = tap + oy * Wo;
-                    if (oy < y_lo || oy >= y_hi || x_lo >= x_hi) {
-                        std::fill(d, d + Wo, T(0));
-                        continue;
+    const long Wp = W + 2 * padding, n_pad = (H + 2 * padding) * Wp;
+#pragma omp parallel
+    {
+        std::vector<T> pad(n_pad);
+#pragma omp for schedule(static)
+        for (long bc = 0; bc < B * C; ++bc) {
+            copy_flat(x + bc * H * W, pad.data(), 0, n_pad, H, W, padding);
+            T* d = cols + bc * k * k * Ho * Wo;
+            for (long ky = 0; ky < k; ++ky) {
+                for (long kx = 0; kx < k; ++kx) {
+                    for (long oy = 0; oy < Ho; ++oy, d += Wo) {
+                        const T* s = pad.data() + (oy * stride + ky) * Wp + kx;
+                        if (stride == 1) {
+                            for (long ox = 0; ox < Wo; ++ox) d[ox] = s[ox];
+                        } else {
+                            for (long ox = 0; ox < Wo; ++ox) d[ox] = s[ox * stride];
+                        }
                     }
-                    const T* s = plane + (oy * stride + ky - padding) * W + kx - padding;  // s[ox * stride]
-                    std::fill(d, d + x_lo, T(0));
-                    if (stride == 1) {
-                        std::copy(s + x_lo, s + x_hi, d + x_lo);
-                    } else {
-                        for (long ox = x_lo; ox < x_hi; ++ox) d[ox] = s[ox * stride];
-                    }
-                    std::fill(d + x_hi, d + Wo, T(0));
                 }
             }
         }
@@ -74,6 +69,12 @@ void im2col_cpu(const T* x, T* cols, long B, long C, long H, long W, long k, lon
 template <typename T>
 void col2im_cpu(const T* cols, T* x, long B, long C, long H, long W, long k, long stride, long padding) {
     const long Ho = (H + 2 * padding - k) / stride + 1, Wo = (W + 2 * padding - k) / stride + 1;
+    // The same for every plane, so found once: per kx, the output columns whose tap lands in the image;
+    // per (y, ky), the output row that read image row y through tap ky (or -1).
+    std::vector<long> x_lo(k), x_hi(k), oy_of(H * k);
+    for (long kx = 0; kx < k; ++kx) i2c::valid_range(kx, W, Wo, stride, padding, &x_lo[kx], &x_hi[kx]);
+    for (long y = 0; y < H; ++y)
+        for (long ky = 0; ky < k; ++ky) oy_of[y * k + ky] = i2c::tap_output(y, ky, Ho, stride, padding);
 #pragma omp parallel
     {
         std::vector<double> acc(W);
@@ -83,14 +84,16 @@ void col2im_cpu(const T* cols, T* x, long B, long C, long H, long W, long k, lon
             for (long y = 0; y < H; ++y) {
                 std::fill(acc.begin(), acc.end(), 0.0);
                 for (long ky = 0; ky < k; ++ky) {
-                    const long oy = i2c::tap_output(y, ky, Ho, stride, padding);
+                    const long oy = oy_of[y * k + ky];
                     if (oy < 0) continue;
                     for (long kx = 0; kx < k; ++kx) {
-                        long x_lo, x_hi;
-                        i2c::valid_range(kx, W, Wo, stride, padding, &x_lo, &x_hi);
                         const T* s = taps + ((ky * k + kx) * Ho + oy) * Wo;
                         double* a = acc.data() + kx - padding;  // a[ox * stride] is image column ox*s + kx - p
-                        for (long ox = x_lo; ox < x_hi; ++ox) a[ox * stride] += s[ox];
+                        if (stride == 1) {
+                            for (long ox = x_lo[kx]; ox < x_hi[kx]; ++ox) a[ox] += s[ox];
+                        } else {
+                            for (long ox = x_lo[kx]; ox < x_hi[kx]; ++ox) a[ox * stride] += s[ox];
+                        }
                     }
                 }
                 T* d = x + (bc * H + y) * W;
@@ -102,13 +105,20 @@ void col2im_cpu(const T* cols, T* x, long B, long C, long H, long W, long k, lon
 
 template <typename T>
 void im2col_rows_cpu(const T* x, T* cols, long B, long C, long H, long W, long k, long padding) {
-    const long Wp = W + 2 * padding, L = H * Wp;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (long c = 0; c < C; ++c) {
-        for (long b = 0; b < B; ++b) {
-            const T* plane = x + (b * C + c) * H * W;
-            for (long tap = 0; tap < k * k; ++tap)
-                copy_flat(plane, cols + ((c * k * k + tap) * B + b) * L, tap / k * Wp + tap % k, L, H, W, padding);
+    const long Wp = W + 2 * padding, L = H * Wp, n_flat = (H + 2 * padding + 1) * Wp;
+#pragma omp parallel
+    {
+        std::vector<T> flat(n_flat);
+#pragma omp for collapse(2) schedule(static)
+        for (long c = 0; c < C; ++c) {
+            for (long b = 0; b < B; ++b) {
+                copy_flat(x + (b * C + c) * H * W, flat.data(), 0, n_flat, H, W, padding);
+                for (long tap = 0; tap < k * k; ++tap) {
+                    const T* s = flat.data() + tap / k * Wp + tap % k;
+                    T* d = cols + ((c * k * k + tap) * B + b) * L;
+                    for (long q = 0; q < L; ++q) d[q] = s[q];
+                }
+            }
         }
     }
 }
@@ -150,7 +160,8 @@ void rows_to_nchw_cpu(const T* y, T* out, long B, long C, long H, long W, long p
         for (long c = 0; c < C; ++c) {
             const T* s = y + (c * B + b) * L;
             T* d = out + (b * C + c) * H * W;
-            for (long i = 0; i < H; ++i) std::copy(s + i * Wp, s + i * Wp + W, d + i * W);
+            for (long i = 0; i < H; ++i)
+                for (long j = 0; j < W; ++j) d[i * W + j] = s[i * Wp + j];
         }
     }
 }
@@ -164,8 +175,8 @@ void nchw_to_rows_cpu(const T* g, T* out, long B, long C, long H, long W, long p
             const T* s = g + (b * C + c) * H * W;
             T* d = out + (c * B + b) * L;
             for (long i = 0; i < H; ++i) {
-                std::copy(s + i * W, s + (i + 1) * W, d + i * Wp);
-                std::fill(d + i * Wp + W, d + (i + 1) * Wp, T(0));
+                for (long j = 0; j < W; ++j) d[i * Wp + j] = s[i * W + j];
+                for (long j = W; j < Wp; ++j) d[i * Wp + j] = T(0);
             }
         }
     }
