@@ -130,3 +130,31 @@ def test_bad_input_raises(backend):
         ops.im2col_rows(x, 3, 0, backend=backend)
     with pytest.raises(ValueError, match="x"):
         ops.im2col(x[0], 3, 1, 1, backend=backend)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS[:1])  # cpu, in float64: equal to rounding
+@pytest.mark.parametrize("k,stride,padding,fast", [(3, 1, 1, True), (3, 1, 1, False), (1, 1, 0, True),
+                                                   (3, 2, 1, True), (5, 1, 2, True), (3, 1, 0, True)])
+def test_conv2d_through_the_kernels(backend, k, stride, padding, fast):
+    """conv2d (every path) on the cpu backend: value and gradients equal the NumPy path's, on a
+    non-contiguous input (the conv makes it contiguous before the kernels see it)."""
+    from pyddpm import autograd as ag
+    from pyddpm.ops import backend as backends
+
+    rng = np.random.default_rng(3)
+    x = randn(rng, (2, 3, 7, 6), np.float64).transpose(0, 1, 3, 2)  # (2, 3, 6, 7), not contiguous
+    w, b, g = randn(rng, (4, 3, k, k), np.float64), randn(rng, 4, np.float64), None
+    results = {}
+    previous = backends.get_backend()
+    try:
+        for name in ("numpy", backend):
+            backends.set_backend(name)
+            xt, wt, bt = (ag.Tensor(a, requires_grad=True) for a in (x, w, b))
+            out = ag.conv2d(xt, wt, bt, stride, padding, fast=fast)
+            g = randn(np.random.default_rng(4), out.shape, np.float64) if g is None else g
+            (out * g).sum().backward()
+            results[name] = (out.data, xt.grad, wt.grad, bt.grad)
+    finally:
+        backends.set_backend(previous)
+    for want, got in zip(results["numpy"], results[backend]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

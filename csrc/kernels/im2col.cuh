@@ -18,33 +18,47 @@ namespace i2c {
 
 // Output positions o in [0, n_out) whose tap (offset `tap` in the window) lands inside the image:
 // 0 <= o*stride + tap - padding < n_in holds exactly for o in [*lo, *hi) (empty when *lo >= *hi).
-PYDDPM_HD void valid_range(long tap, long n_in, long n_out, long stride, long padding, long* lo, long* hi) {
-    const long a = padding - tap;               // o*stride >= a
-    const long b = n_in - 1 + padding - tap;    // o*stride <= b
+// Index type I: long on the CPU, int on the GPU (where 64-bit division is slow; the launchers check sizes).
+template <typename I>
+PYDDPM_HD void valid_range(I tap, I n_in, I n_out, I stride, I padding, I* lo, I* hi) {
+    const I a = padding - tap;             // o*stride >= a
+    const I b = n_in - 1 + padding - tap;  // o*stride <= b
     *lo = a > 0 ? (a + stride - 1) / stride : 0;
     *hi = b < 0 ? 0 : (b / stride + 1 < n_out ? b / stride + 1 : n_out);
 }
 
 // Batched im2col: the offset of cols[b, (c, ky, kx), oy*Wo + ox] in x's (H, W) plane, or -1 for padding.
-PYDDPM_HD long source(long oy, long ox, long ky, long kx, long H, long W, long stride, long padding) {
-    const long y = oy * stride + ky - padding, x = ox * stride + kx - padding;
+template <typename I>
+PYDDPM_HD I source(I oy, I ox, I ky, I kx, I H, I W, I stride, I padding) {
+    const I y = oy * stride + ky - padding, x = ox * stride + kx - padding;
     return (y >= 0 && y < H && x >= 0 && x < W) ? y * W + x : -1;
 }
 
 // Batched col2im: the output position along one axis that tap `tap` of image coordinate `y` came from,
 // or -1 when that tap never reads y (off the stride grid, or outside the output).
-PYDDPM_HD long tap_output(long y, long tap, long n_out, long stride, long padding) {
-    const long t = y + padding - tap;
+template <typename I>
+PYDDPM_HD I tap_output(I y, I tap, I n_out, I stride, I padding) {
+    const I t = y + padding - tap;
     if (t < 0 || t % stride) return -1;
     return t / stride < n_out ? t / stride : -1;
 }
 
 // Row layout: the offset in x's (H, W) plane of flat position f, or -1 for padding (rows above, below
 // and the extra bottom row; columns left and right).
-PYDDPM_HD long rows_source(long f, long H, long W, long padding) {
-    const long Wp = W + 2 * padding;
-    const long y = f / Wp - padding, x = f % Wp - padding;
+template <typename I>
+PYDDPM_HD I rows_source(I f, I H, I W, I padding) {
+    const I Wp = W + 2 * padding;
+    const I y = f / Wp - padding, x = f % Wp - padding;
     return (y >= 0 && y < H && x >= 0 && x < W) ? y * W + x : -1;
+}
+
+// Row layout, adjoint: the position q in [0, L) at which tap (ky, kx) read pixel (y, x), or -1 when it
+// never did. Pixel (y, x) is flat position (y + p)*Wp + x + p and tap (ky, kx) reads flat[q + ky*Wp + kx].
+template <typename I>
+PYDDPM_HD I rows_tap_output(I y, I x, I ky, I kx, I H, I W, I padding) {
+    const I Wp = W + 2 * padding;
+    const I q = (y + padding - ky) * Wp + x + padding - kx;
+    return (q >= 0 && q < H * Wp) ? q : -1;
 }
 
 }  // namespace i2c
