@@ -1,20 +1,20 @@
-// im2col / col2im on the CPU. These are memory-bound copies: the win over NumPy is threads and tight loops
-// over rows of 8-16 values (where NumPy pays a per-row dispatch), and one pass over memory.
+// im2col / col2im on the CPU (the layouts: csrc/kernels/im2col.cuh). These are memory-bound copies: the win
+// over NumPy is threads, loops with no per-row call overhead on rows of 8-16 values, and one pass over memory.
 //
 // The zero padding is fused into that pass: each (sample, channel) plane of x is read once into a per-thread
-// padded tile ((H + 2p + 1) x (W + 2p) values, about 1.4 KB at 16 x 16: it stays in L1), and every tap is
-// copied out of the tile with no bounds logic. No padded copy of the tensor is made. Copying the taps
-// straight from x instead (zero runs and 16-value pieces per row and tap) was 2.3x slower for the row layout.
+// padded tile ((H + 2p [+ 1]) x (W + 2p) values, about 1.4 KB at 16 x 16: it stays in L1), and every tap is
+// copied out of the tile with no bounds logic. No padded copy of the tensor is made. (Copying the taps
+// straight from x, as zero runs and 16-value pieces per row and tap, was 2.3x slower for the row layout.)
 //
-// Parallelism: one (sample, channel) image plane per OpenMP iteration. The col2im's gather into the plane
-// they own, row by row, summing the k*k taps in a fixed order (ky, then kx: the reference's order) in a
-// double accumulator: no atomics, no races, the same result for any thread count.
+// The col2im's are the mirror image: per plane, every tap is added into a padded double tile in a fixed
+// order (ky, then kx: the reference's order), then the image is cropped out of it. Parallel over planes,
+// each owned by one thread: no atomics, no races, the same result for any thread count. Tap-major order
+// matters: gathering row by row added 9 overlapping, shifted vectors into one short row in a burst, and
+// the stalled store-to-load forwarding made it 2-5x slower.
 #include "cpu/im2col.h"
 
 #include <algorithm>
 #include <vector>
-
-#include "kernels/im2col.cuh"
 
 namespace pyddpm {
 namespace {
@@ -69,36 +69,29 @@ void im2col_cpu(const T* x, T* cols, long B, long C, long H, long W, long k, lon
 template <typename T>
 void col2im_cpu(const T* cols, T* x, long B, long C, long H, long W, long k, long stride, long padding) {
     const long Ho = (H + 2 * padding - k) / stride + 1, Wo = (W + 2 * padding - k) / stride + 1;
-    // The same for every plane, so found once: per kx, the output columns whose tap lands in the image;
-    // per (y, ky), the output row that read image row y through tap ky (or -1).
-    std::vector<long> x_lo(k), x_hi(k), oy_of(H * k);
-    for (long kx = 0; kx < k; ++kx) i2c::valid_range(kx, W, Wo, stride, padding, &x_lo[kx], &x_hi[kx]);
-    for (long y = 0; y < H; ++y)
-        for (long ky = 0; ky < k; ++ky) oy_of[y * k + ky] = i2c::tap_output(y, ky, Ho, stride, padding);
+    const long Wp = W + 2 * padding, n_pad = (H + 2 * padding) * Wp;
 #pragma omp parallel
     {
-        std::vector<double> acc(W);
+        std::vector<double> acc(n_pad);  // the padded plane: taps add to it with no bounds logic
 #pragma omp for schedule(static)
         for (long bc = 0; bc < B * C; ++bc) {
-            const T* taps = cols + bc * k * k * Ho * Wo;
-            for (long y = 0; y < H; ++y) {
-                std::fill(acc.begin(), acc.end(), 0.0);
-                for (long ky = 0; ky < k; ++ky) {
-                    const long oy = oy_of[y * k + ky];
-                    if (oy < 0) continue;
-                    for (long kx = 0; kx < k; ++kx) {
-                        const T* s = taps + ((ky * k + kx) * Ho + oy) * Wo;
-                        double* a = acc.data() + kx - padding;  // a[ox * stride] is image column ox*s + kx - p
+            std::fill(acc.begin(), acc.end(), 0.0);
+            const T* s = cols + bc * k * k * Ho * Wo;
+            for (long ky = 0; ky < k; ++ky) {
+                for (long kx = 0; kx < k; ++kx) {
+                    for (long oy = 0; oy < Ho; ++oy, s += Wo) {
+                        double* a = acc.data() + (oy * stride + ky) * Wp + kx;  // a[ox * stride]
                         if (stride == 1) {
-                            for (long ox = x_lo[kx]; ox < x_hi[kx]; ++ox) a[ox] += s[ox];
+                            for (long ox = 0; ox < Wo; ++ox) a[ox] += s[ox];
                         } else {
-                            for (long ox = x_lo[kx]; ox < x_hi[kx]; ++ox) a[ox * stride] += s[ox];
+                            for (long ox = 0; ox < Wo; ++ox) a[ox * stride] += s[ox];
                         }
                     }
                 }
-                T* d = x + (bc * H + y) * W;
-                for (long i = 0; i < W; ++i) d[i] = T(acc[i]);
             }
+            T* d = x + bc * H * W;
+            for (long y = 0; y < H; ++y)
+                for (long i = 0; i < W; ++i) d[y * W + i] = T(acc[(y + padding) * Wp + padding + i]);
         }
     }
 }
@@ -125,28 +118,22 @@ void im2col_rows_cpu(const T* x, T* cols, long B, long C, long H, long W, long k
 
 template <typename T>
 void col2im_rows_cpu(const T* cols, T* x, long B, long C, long H, long W, long k, long padding) {
-    const long Wp = W + 2 * padding, L = H * Wp;
+    const long Wp = W + 2 * padding, L = H * Wp, n_flat = (H + 2 * padding + 1) * Wp;
 #pragma omp parallel
     {
-        std::vector<double> acc(W);
+        std::vector<double> flat(n_flat);  // the padded, flattened plane: tap (ky, kx) adds at ky*Wp + kx
 #pragma omp for collapse(2) schedule(static)
         for (long c = 0; c < C; ++c) {
             for (long b = 0; b < B; ++b) {
-                for (long y = 0; y < H; ++y) {
-                    std::fill(acc.begin(), acc.end(), 0.0);
-                    for (long ky = 0; ky < k; ++ky) {
-                        for (long kx = 0; kx < k; ++kx) {
-                            // Pixel (y, x) is flat position (y + p)*Wp + x + p; tap (ky, kx) wrote it from
-                            // q = that - (ky*Wp + kx), when 0 <= q < L.
-                            const long q0 = (y + padding - ky) * Wp + padding - kx;
-                            const long x_lo = std::max(0L, -q0), x_hi = std::min(W, L - q0);
-                            const T* s = cols + ((c * k * k + ky * k + kx) * B + b) * L + q0;
-                            for (long i = x_lo; i < x_hi; ++i) acc[i] += s[i];
-                        }
-                    }
-                    T* d = x + ((b * C + c) * H + y) * W;
-                    for (long i = 0; i < W; ++i) d[i] = T(acc[i]);
+                std::fill(flat.begin(), flat.end(), 0.0);
+                for (long tap = 0; tap < k * k; ++tap) {
+                    const T* s = cols + ((c * k * k + tap) * B + b) * L;
+                    double* a = flat.data() + tap / k * Wp + tap % k;
+                    for (long q = 0; q < L; ++q) a[q] += s[q];
                 }
+                T* d = x + (b * C + c) * H * W;
+                for (long y = 0; y < H; ++y)
+                    for (long i = 0; i < W; ++i) d[y * W + i] = T(flat[(y + padding) * Wp + padding + i]);
             }
         }
     }
