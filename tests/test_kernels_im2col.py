@@ -10,7 +10,8 @@ from pyddpm.ops import im2col as ops
 # (B, C, H, W): batch 1, one channel, RGB, odd and non-square sizes, an image just as wide as the kernel.
 SHAPES = [(1, 1, 5, 7), (2, 3, 9, 6), (3, 3, 8, 8), (1, 3, 7, 13), (2, 1, 5, 5)]
 GEOMETRIES = [(k, s, p) for k in (1, 3, 5) for s in (1, 2) for p in (0, 1, 2)]
-TOL = {np.float32: dict(rtol=1e-6, atol=1e-6), np.float64: dict(rtol=1e-13, atol=1e-13)}
+# col2im sums up to k*k = 25 values of size ~1: float32 (the GPU accumulates in float) within 25 ulps of 5.
+TOL = {np.float32: dict(rtol=1e-6, atol=2e-5), np.float64: dict(rtol=1e-13, atol=1e-13)}
 
 
 def dtypes_for(backend):
@@ -39,7 +40,7 @@ def test_im2col_col2im_match_reference(backend, shape, k, stride, padding):
         np.testing.assert_array_equal(cols, cols_ref.astype(dtype))  # a copy: exact
         img = to_numpy(ops.col2im(dcb, shape, k, stride, padding, backend=backend))
         assert img.dtype == dtype and img.shape == shape
-        np.testing.assert_allclose(img, img_ref, **TOL[dtype])  # sums of <= k*k values of size ~1
+        np.testing.assert_allclose(img, img_ref, **TOL[dtype])
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
