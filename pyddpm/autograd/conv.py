@@ -9,9 +9,12 @@ Three paths, one result (tests/test_autograd.py checks each against the direct s
 - stride 1 with "same" padding (the U-Net's 3x3 convs): the whole batch as one matmul over the row
   layout of pyddpm.ops.im2col (im2col_rows), about 1.5-2x faster than the general path here.
 - anything else (the stride-2 downsample): the general im2col, one matmul per sample.
+The copies (im2col, col2im and the row-layout moves) run on the run's backend (pyddpm.ops.backend); the
+fused kernels take C-contiguous arrays, so x and the incoming gradient are made contiguous once here.
 """
 
 from pyddpm.autograd.tensor import Tensor, as_tensor
+from pyddpm.ops import array_module
 from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, output_size, rows_to_nchw
 
 
@@ -23,12 +26,13 @@ def conv2d(x, w, bias=None, stride=1, padding=0, fast=True):
     C_out, _, k, _ = w.shape
     Ho, Wo = output_size(H, k, stride, padding), output_size(W, k, stride, padding)
     w2 = w.data.reshape(C_out, -1)
+    xd = array_module(x.data).ascontiguousarray(x.data)
     if k == 1 and stride == 1 and padding == 0:
-        out, backward_xw = _pointwise(x.data, w2)
+        out, backward_xw = _pointwise(xd, w2)
     elif fast and stride == 1 and 2 * padding == k - 1:
-        out, backward_xw = _same_rows(x.data, w2, k, padding)
+        out, backward_xw = _same_rows(xd, w2, k, padding)
     else:
-        out, backward_xw = _general(x.data, w2, k, stride, padding)
+        out, backward_xw = _general(xd, w2, k, stride, padding)
     out = out.reshape(B, C_out, Ho, Wo)
     if bias is not None:
         bias = as_tensor(bias)
@@ -59,7 +63,7 @@ def _same_rows(x, w2, k, padding):
     cols = im2col_rows(x, k, padding)
 
     def backward(g, need_x, need_w):
-        g_rows = nchw_to_rows(g, padding)
+        g_rows = nchw_to_rows(array_module(g).ascontiguousarray(g), padding)
         dx = col2im_rows(w2.T @ g_rows, x.shape, k, padding) if need_x else None
         dw = g_rows @ cols.T if need_w else None
         return dx, dw

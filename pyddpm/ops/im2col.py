@@ -1,13 +1,24 @@
-"""im2col / col2im: turn a k x k convolution into one matrix multiply (the NumPy reference).
+"""im2col / col2im: turn a k x k convolution into one matrix multiply (the NumPy references and the
+dispatch to the kernels: csrc/kernels/im2col.cuh, csrc/cpu/im2col.cpp, csrc/cuda/im2col.cu).
 
 im2col copies each k x k window of the zero-padded input into a column, so that
     conv(x, w)[b] = w.reshape(C_out, C*k*k) @ cols[b]
 col2im is its adjoint: it scatter-adds columns back into the image (the input gradient of a conv).
 Shapes: x (B, C, H, W); cols (B, C*k*k, Ho*Wo) with Ho = (H + 2*padding - k) // stride + 1 (same for Wo).
 Row order of cols is (c, ky, kx), matching w.reshape(C_out, C*k*k) for w of shape (C_out, C, k, k).
+These are the copies behind every convolution of the noise-prediction network eps_theta(x_t, t) (Eq. 14,
+Ho et al. 2020).
+
+Every function takes backend="numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend);
+the fast backends need C-contiguous float arrays (float32 or float64 on cpu, float32 on cuda) and return
+exactly the reference's layouts.
 """
 
+import numpy as np
+
 from pyddpm.ops import array_module
+from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 
 
 def output_size(size, k, stride, padding):
@@ -18,8 +29,77 @@ def output_size(size, k, stride, padding):
     return out
 
 
-def im2col(x, k, stride=1, padding=0):
+def im2col(x, k, stride=1, padding=0, backend=None):
     """Returns cols (B, C*k*k, Ho*Wo) for x (B, C, H, W)."""
+    backend = resolve(backend)
+    if backend == "cpu":
+        return extension("cpu").im2col(x, k, stride, padding)
+    if backend == "cuda":
+        return _im2col_cuda(x, k, stride, padding)
+    return im2col_reference(x, k, stride, padding)
+
+
+def col2im(cols, x_shape, k, stride=1, padding=0, backend=None):
+    """The adjoint of im2col: sums cols (B, C*k*k, Ho*Wo) into an image of shape x_shape (B, C, H, W)."""
+    backend = resolve(backend)
+    if backend == "cpu":
+        return extension("cpu").col2im(cols, tuple(x_shape), k, stride, padding)
+    if backend == "cuda":
+        return _col2im_cuda(cols, tuple(x_shape), k, stride, padding)
+    return col2im_reference(cols, x_shape, k, stride, padding)
+
+
+def im2col_rows(x, k, padding, backend=None):
+    """Returns cols (C*k*k, B*H*Wp), Wp = W + 2*padding, for x (B, C, H, W) and a stride-1 "same" conv
+    (2*padding == k - 1, so Ho = H, Wo = W): the row layout described below."""
+    _check_same("im2col_rows", k, padding)
+    backend = resolve(backend)
+    if backend == "cpu":
+        return extension("cpu").im2col_rows(x, k, padding)
+    if backend == "cuda":
+        return _im2col_rows_cuda(x, k, padding)
+    return im2col_rows_reference(x, k, padding)
+
+
+def col2im_rows(dcols, x_shape, k, padding, backend=None):
+    """The adjoint of im2col_rows: dcols (C*k*k, B*H*Wp) -> image gradient of shape x_shape (B, C, H, W)."""
+    _check_same("col2im_rows", k, padding)
+    backend = resolve(backend)
+    if backend == "cpu":
+        return extension("cpu").col2im_rows(dcols, tuple(x_shape), k, padding)
+    if backend == "cuda":
+        return _col2im_rows_cuda(dcols, tuple(x_shape), k, padding)
+    return col2im_rows_reference(dcols, x_shape, k, padding)
+
+
+def rows_to_nchw(y, B, H, W, padding, backend=None):
+    """A matmul result y (C_out, B*H*Wp) in row layout -> (B, C_out, H, W), dropping the junk columns."""
+    backend = resolve(backend)
+    if backend == "cpu":
+        return extension("cpu").rows_to_nchw(y, B, H, W, padding)
+    if backend == "cuda":
+        return _rows_to_nchw_cuda(y, B, H, W, padding)
+    return rows_to_nchw_reference(y, B, H, W, padding)
+
+
+def nchw_to_rows(g, padding, backend=None):
+    """g (B, C, H, W) -> (C, B*H*Wp) in row layout with zeros in the junk columns (rows_to_nchw's adjoint)."""
+    backend = resolve(backend)
+    if backend == "cpu":
+        return extension("cpu").nchw_to_rows(g, padding)
+    if backend == "cuda":
+        return _nchw_to_rows_cuda(g, padding)
+    return nchw_to_rows_reference(g, padding)
+
+
+def _check_same(fn, k, padding):
+    if 2 * padding != k - 1:
+        raise ValueError(f"{fn}: the row layout needs 'same' padding (2*padding == k - 1), got k {k}, "
+                         f"padding {padding}")
+
+
+def im2col_reference(x, k, stride=1, padding=0):
+    """The NumPy reference of im2col."""
     xp = array_module(x)
     B, C, H, W = x.shape
     Ho, Wo = output_size(H, k, stride, padding), output_size(W, k, stride, padding)
@@ -33,8 +113,8 @@ def im2col(x, k, stride=1, padding=0):
     return cols.reshape(B, C * k * k, Ho * Wo)
 
 
-def col2im(cols, x_shape, k, stride=1, padding=0):
-    """The adjoint of im2col: scatter-add cols (B, C*k*k, Ho*Wo) into an image of shape x_shape."""
+def col2im_reference(cols, x_shape, k, stride=1, padding=0):
+    """The NumPy reference of col2im: a scatter-add of the k*k taps, in the order ky, then kx."""
     xp = array_module(cols)
     B, C, H, W = x_shape
     Ho, Wo = output_size(H, k, stride, padding), output_size(W, k, stride, padding)
@@ -54,8 +134,8 @@ def col2im(cols, x_shape, k, stride=1, padding=0):
 # row (positions j >= W), computed and thrown away: 12% more matmul work at W = 16, 25% at W = 8.
 # Columns are laid out (C*k*k, B*H*Wp) so that the whole batch is one large matmul.
 
-def im2col_rows(x, k, padding):
-    """Returns cols (C*k*k, B*H*Wp), Wp = W + 2*padding, for a stride-1 conv with Ho = H, Wo = W."""
+def im2col_rows_reference(x, k, padding):
+    """The NumPy reference of im2col_rows."""
     xp = array_module(x)
     B, C, H, W = x.shape
     Wp = W + 2 * padding
@@ -71,8 +151,8 @@ def im2col_rows(x, k, padding):
     return cols.reshape(C * k * k, B * L)
 
 
-def col2im_rows(dcols, x_shape, k, padding):
-    """Adjoint of im2col_rows: dcols (C*k*k, B*H*Wp) -> image gradient (B, C, H, W).
+def col2im_rows_reference(dcols, x_shape, k, padding):
+    """The NumPy reference of col2im_rows.
 
     The junk columns of dcols must hold the gradient of junk outputs, i.e. zero (see rows_to_nchw)."""
     xp = array_module(dcols)
@@ -89,17 +169,90 @@ def col2im_rows(dcols, x_shape, k, padding):
     return xp.ascontiguousarray(img.transpose(1, 0, 2, 3))
 
 
-def rows_to_nchw(y, B, H, W, padding):
-    """A matmul result (C_out, B*H*Wp) in row layout -> (B, C_out, H, W), dropping the junk columns."""
+def rows_to_nchw_reference(y, B, H, W, padding):
+    """The NumPy reference of rows_to_nchw."""
     xp = array_module(y)
     Wp = W + 2 * padding
     return xp.ascontiguousarray(y.reshape(-1, B, H, Wp)[:, :, :, :W].transpose(1, 0, 2, 3))
 
 
-def nchw_to_rows(g, padding):
-    """(B, C, H, W) -> (C, B*H*Wp) in row layout with zeros in the junk columns (rows_to_nchw's adjoint)."""
+def nchw_to_rows_reference(g, padding):
+    """The NumPy reference of nchw_to_rows."""
     xp = array_module(g)
     B, C, H, W = g.shape
     out = xp.zeros((C, B, H, W + 2 * padding), dtype=g.dtype)
     out[:, :, :, :W] = g.transpose(1, 0, 2, 3)
     return out.reshape(C, -1)
+
+
+# --- The cuda backend: float32 CuPy arrays, checked here, outputs allocated here ---------------------------
+
+_F32 = np.float32
+
+
+def _image_shape(fn, name, a):
+    if a.ndim != 4:
+        raise ValueError(f"{fn}: {name} must be (B, C, H, W), got shape {a.shape}")
+    return a.shape
+
+
+def _im2col_cuda(x, k, stride, padding):
+    import cupy
+
+    B, C, H, W = _image_shape("im2col", "x", x)
+    Ho, Wo = output_size(H, k, stride, padding), output_size(W, k, stride, padding)
+    cols = cupy.empty((B, C * k * k, Ho * Wo), _F32)
+    extension("cuda").im2col(device_ptr("im2col", "x", x, _F32, (-1, -1, -1, -1)), cols.data.ptr,
+                             B, C, H, W, k, stride, padding, stream_ptr())
+    return cols
+
+
+def _col2im_cuda(cols, x_shape, k, stride, padding):
+    import cupy
+
+    B, C, H, W = x_shape
+    Ho, Wo = output_size(H, k, stride, padding), output_size(W, k, stride, padding)
+    x = cupy.empty(x_shape, _F32)
+    extension("cuda").col2im(device_ptr("col2im", "cols", cols, _F32, (B, C * k * k, Ho * Wo)), x.data.ptr,
+                             B, C, H, W, k, stride, padding, stream_ptr())
+    return x
+
+
+def _im2col_rows_cuda(x, k, padding):
+    import cupy
+
+    B, C, H, W = _image_shape("im2col_rows", "x", x)  # "same" padding: Ho = H, Wo = W always fit
+    cols = cupy.empty((C * k * k, B * H * (W + 2 * padding)), _F32)
+    extension("cuda").im2col_rows(device_ptr("im2col_rows", "x", x, _F32, (-1, -1, -1, -1)), cols.data.ptr,
+                                  B, C, H, W, k, padding, stream_ptr())
+    return cols
+
+
+def _col2im_rows_cuda(dcols, x_shape, k, padding):
+    import cupy
+
+    B, C, H, W = x_shape
+    x = cupy.empty(x_shape, _F32)
+    extension("cuda").col2im_rows(
+        device_ptr("col2im_rows", "dcols", dcols, _F32, (C * k * k, B * H * (W + 2 * padding))), x.data.ptr,
+        B, C, H, W, k, padding, stream_ptr())
+    return x
+
+
+def _rows_to_nchw_cuda(y, B, H, W, padding):
+    import cupy
+
+    ptr = device_ptr("rows_to_nchw", "y", y, _F32, (-1, B * H * (W + 2 * padding)))
+    out = cupy.empty((B, y.shape[0], H, W), _F32)
+    extension("cuda").rows_to_nchw(ptr, out.data.ptr, B, y.shape[0], H, W, padding, stream_ptr())
+    return out
+
+
+def _nchw_to_rows_cuda(g, padding):
+    import cupy
+
+    B, C, H, W = _image_shape("nchw_to_rows", "g", g)
+    ptr = device_ptr("nchw_to_rows", "g", g, _F32, (-1, -1, -1, -1))
+    out = cupy.empty((C, B * H * (W + 2 * padding)), _F32)
+    extension("cuda").nchw_to_rows(ptr, out.data.ptr, B, C, H, W, padding, stream_ptr())
+    return out
