@@ -24,6 +24,8 @@
 #include <sstream>
 #include <thread>
 
+#include <pthread.h>
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #endif
@@ -228,6 +230,11 @@ void thread_main(Block& b, int tid, const std::function<void()>& body) {
     blockIdx = b.index;
     blockDim = b.dims;
     gridDim = b.grid;
+#if defined(PYDDPM_EMU_TSAN)
+    // ThreadSanitizer prints this name with the thread of each access it reports.
+    const std::string name = "block " + xyz(b.index) + " thread " + xyz(threadIdx);
+    pthread_setname_np(pthread_self(), name.c_str());
+#endif
     try {
         {
             IgnoreSync ignore;
