@@ -37,9 +37,12 @@ def sanitizer_env(flavour):
     env = dict(os.environ, PYDDPM_EMU_FLAVOUR=flavour)
     if flavour == "plain":
         return env
-    lib = "libtsan.so" if flavour == "tsan" else "libasan.so"
-    path = subprocess.run([compiler(), f"-print-file-name={lib}"], capture_output=True, text=True).stdout.strip()
-    env["LD_PRELOAD"] = path
+    # libstdc++ too, for AddressSanitizer: Python does not link it, and ASan's __cxa_throw interceptor
+    # must find the real one when it starts.
+    libs = ["libtsan.so"] if flavour == "tsan" else ["libasan.so", "libstdc++.so"]
+    env["LD_PRELOAD"] = " ".join(os.path.realpath(subprocess.run([compiler(), f"-print-file-name={lib}"],
+                                                                 capture_output=True, text=True).stdout.strip())
+                                 for lib in libs)
     env["TSAN_OPTIONS"] = "halt_on_error=1 exitcode=66 second_deadlock_stack=1"
     env["ASAN_OPTIONS"] = "detect_leaks=0 halt_on_error=1 exitcode=66"
     env["UBSAN_OPTIONS"] = "halt_on_error=1 print_stacktrace=1"

@@ -48,6 +48,7 @@ def test_missing_syncthreads_gives_a_wrong_answer(emu, variant):
     assert any(wrong), "a missing __syncthreads went unnoticed in both thread orders"
 
 
+@pytest.mark.skipif(FLAVOUR == "asan", reason="AddressSanitizer reports it instead (test_emu_sanitizers.py)")
 def test_off_by_one_write_is_reported(emu):
     x = np.arange(1, 101, dtype=np.float32)
     with pytest.raises(emu.KernelError, match=r"wrote outside pointer argument 1 .*100 elements.*at element 100"):
