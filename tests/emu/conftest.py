@@ -5,14 +5,10 @@ PYDDPM_EMU_FLAVOUR=plain|tsan|asan picks the build (the sanitizer flavours are r
 test_emu_sanitizers.py in a subprocess, with the sanitizer runtime preloaded).
 """
 
-import os
-
 import pytest
 
 import emu_build
-from emulation import kernel_name
-
-FLAVOUR = os.environ.get("PYDDPM_EMU_FLAVOUR", "plain")
+from emulation import FLAVOUR, kernel_name
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,14 @@ test_emu_coverage.py fails for a kernel without one, and the conftest checks tha
 really launched the kernels it names.
 """
 
+import os
 import re
 
 import numpy as np
 import pytest
+
+# Which build of _cuda_emu this process tests: plain | tsan | asan (tests/emu/emu_build.py).
+FLAVOUR = os.environ.get("PYDDPM_EMU_FLAVOUR", "plain")
 
 
 def covers(*kernels):

@@ -9,8 +9,7 @@ in the sanitizer flavours here.
 import numpy as np
 import pytest
 
-from conftest import FLAVOUR
-from emulation import nan_like
+from emulation import FLAVOUR, nan_like
 
 racy = pytest.mark.skipif(FLAVOUR != "plain", reason="a planted race: test_emu_sanitizers.py runs it under TSan")
 

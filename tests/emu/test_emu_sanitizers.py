@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import emu_build
-from conftest import FLAVOUR
+from emulation import FLAVOUR
 
 HERE = Path(__file__).resolve().parent
 
