@@ -26,4 +26,5 @@ PYBIND11_MODULE(_cuda_emu, m) {
     bind(m, "planted_return_before_barrier_cuda", &planted::return_before_barrier_cuda);
     bind(m, "planted_partial_mask_cuda", &planted::partial_mask_cuda);
     bind(m, "planted_dynamic_shared_cuda", &planted::dynamic_shared_cuda);
+    bind(m, "planted_divergent_cuda", &planted::divergent_cuda);
 }

@@ -72,7 +72,29 @@ __global__ void dynamic_shared_kernel(float* out_static, float* out_dynamic, int
     for (int k = 0; k < count; ++k) dynamic[threadIdx.x * count + k] = 1.f;
 }
 
+__global__ void divergent_kernel(float* out, int variant) {
+    float v = 1.f;
+    if (variant == 1) {
+        if (threadIdx.x < 32)
+            __syncthreads();
+        else
+            __syncthreads();
+    }
+    if (variant == 2) {
+        if (threadIdx.x < 16)
+            v = __shfl_xor_sync(FULL_MASK, v, 1);
+        else
+            __syncthreads();
+    }
+    out[threadIdx.x] = v;
+}
+
 }  // namespace
+
+void divergent_cuda(float* out, int variant, cudaStream_t stream) {
+    PYDDPM_LAUNCH(divergent_kernel, 1, 64, 0, stream, out, variant);
+    check_launch("divergent_kernel");
+}
 
 void two_sums_cuda(const float* x, float* sums, int rows, int n, int variant, cudaStream_t stream) {
     if (variant == 0) PYDDPM_LAUNCH(two_sums_kernel<0>, rows, 256, 0, stream, x, sums, n);

@@ -23,4 +23,8 @@ void partial_mask_cuda(const float* x, float* out, int variant, cudaStream_t str
 // it (poisoned: NaN); then each thread writes `count` floats of dynamic shared memory (64 fit).
 void dynamic_shared_cuda(float* out_static, float* out_dynamic, int count, cudaStream_t stream);
 
+// One block of 64 threads. variant 1: the two warps wait at two different __syncthreads (divergent
+// barriers); variant 2: lanes 0-15 of warp 0 at a shuffle, every other thread at a barrier (deadlock).
+void divergent_cuda(float* out, int variant, cudaStream_t stream);
+
 }  // namespace planted

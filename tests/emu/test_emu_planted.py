@@ -76,6 +76,18 @@ def test_shuffle_reached_by_half_a_warp_is_reported(emu):
         emu.planted_partial_mask_cuda(x, nan_like(32), 2, None)
 
 
+def test_divergent_barriers_are_reported(emu):
+    with pytest.raises(emu.KernelError, match=r"divergent_kernel.*divergent barriers: at __syncthreads\(\) .*planted.cu"):
+        emu.planted_divergent_cuda(nan_like(64), 1, None)
+
+
+def test_deadlock_is_reported_not_hung(emu):
+    """Half a warp at a shuffle waits for lanes that wait at a barrier for it: nobody can proceed."""
+    with pytest.raises(emu.KernelError, match=r"deadlock, no thread can proceed: 48 thread\(s\) at __syncthreads\(\)"
+                                              r".*warp 0: 16 lane\(s\) at __shfl_xor_sync"):
+        emu.planted_divergent_cuda(nan_like(64), 2, None)
+
+
 def test_full_mask_warp_sum(emu):
     x = np.arange(32, dtype=np.float32)
     out = nan_like(32)
