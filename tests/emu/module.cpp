@@ -27,4 +27,6 @@ PYBIND11_MODULE(_cuda_emu, m) {
     bind(m, "planted_partial_mask_cuda", &planted::partial_mask_cuda);
     bind(m, "planted_dynamic_shared_cuda", &planted::dynamic_shared_cuda);
     bind(m, "planted_divergent_cuda", &planted::divergent_cuda);
+    bind(m, "planted_block_size_cuda", &planted::block_size_cuda);
+    bind(m, "planted_static_shared_overflow_cuda", &planted::static_shared_overflow_cuda);
 }

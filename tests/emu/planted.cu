@@ -89,7 +89,29 @@ __global__ void divergent_kernel(float* out, int variant) {
     out[threadIdx.x] = v;
 }
 
+__global__ void iota_kernel(float* out, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = float(i);
+}
+
+__global__ void static_shared_overflow_kernel(float* out) {
+    __shared__ float tile[32];
+    tile[threadIdx.x + 1] = 1.f;
+    __syncthreads();
+    out[threadIdx.x] = tile[threadIdx.x];
+}
+
 }  // namespace
+
+void block_size_cuda(float* out, int n, int threads, cudaStream_t stream) {
+    PYDDPM_LAUNCH(iota_kernel, (n + threads - 1) / threads, threads, 0, stream, out, n);
+    check_launch("iota_kernel");
+}
+
+void static_shared_overflow_cuda(float* out, cudaStream_t stream) {
+    PYDDPM_LAUNCH(static_shared_overflow_kernel, 1, 32, 0, stream, out);
+    check_launch("static_shared_overflow_kernel");
+}
 
 void divergent_cuda(float* out, int variant, cudaStream_t stream) {
     PYDDPM_LAUNCH(divergent_kernel, 1, 64, 0, stream, out, variant);

@@ -27,4 +27,11 @@ void dynamic_shared_cuda(float* out_static, float* out_dynamic, int count, cudaS
 // barriers); variant 2: lanes 0-15 of warp 0 at a shuffle, every other thread at a barrier (deadlock).
 void divergent_cuda(float* out, int variant, cudaStream_t stream);
 
+// A trivial kernel (out[i] = i) launched with `threads` per block, e.g. 48 (not whole warps) or 2048
+// (an invalid configuration, reported by check_launch as on the GPU).
+void block_size_cuda(float* out, int n, int threads, cudaStream_t stream);
+
+// Static shared memory written one element past its end (by the last thread): AddressSanitizer's case.
+void static_shared_overflow_cuda(float* out, cudaStream_t stream);
+
 }  // namespace planted

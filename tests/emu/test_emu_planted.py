@@ -88,6 +88,20 @@ def test_deadlock_is_reported_not_hung(emu):
         emu.planted_divergent_cuda(nan_like(64), 2, None)
 
 
+def test_block_size_not_whole_warps_is_reported(emu):
+    with pytest.raises(emu.KernelError, match=r"iota_kernel.*a block of 48 threads is not a multiple of 32"):
+        emu.planted_block_size_cuda(nan_like(100), 100, 48, None)
+
+
+def test_invalid_launch_configuration_reaches_check_launch(emu):
+    """As on a GPU: the launch does not run, cudaGetLastError says why, the launcher raises."""
+    with pytest.raises(RuntimeError, match=r"iota_kernel: invalid configuration argument"):
+        emu.planted_block_size_cuda(nan_like(100), 100, 2048, None)
+    out = nan_like(100)
+    emu.planted_block_size_cuda(out, 100, 64, None)
+    np.testing.assert_array_equal(out, np.arange(100, dtype=np.float32))
+
+
 def test_full_mask_warp_sum(emu):
     x = np.arange(32, dtype=np.float32)
     out = nan_like(32)

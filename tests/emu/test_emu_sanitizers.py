@@ -93,3 +93,10 @@ def test_address_sanitizer_catches_an_out_of_bounds_read():
 def test_address_sanitizer_catches_an_out_of_bounds_write():
     rc, out = run_planted("asan", "emu.planted_off_by_one_cuda(x[0].copy(), np.zeros(300, np.float32), 300, 1, None)")
     assert rc != 0 and "heap-buffer-overflow" in out and "WRITE of size 4" in out, out[-4000:]
+
+
+def test_sanitizers_catch_a_static_shared_memory_overflow():
+    """UBSan's bounds check reports tile[32] of a float[32] (ASan's global redzone would be next)."""
+    rc, out = run_planted("asan", "emu.planted_static_shared_overflow_cuda(np.zeros(32, np.float32), None)")
+    assert rc != 0 and "static_shared_overflow_kernel" in out, out[-4000:]
+    assert "index 32 out of bounds for type 'float [32]'" in out or "global-buffer-overflow" in out, out[-4000:]
