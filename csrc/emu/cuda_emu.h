@@ -99,7 +99,6 @@ void syncthreads(const char* file, int line);
 // Each lane of `mask` deposits `size` bytes; every lane gets all 32 lanes' values in `all`.
 void warp_exchange(const char* what, unsigned mask, const void* value, std::size_t size, void* all,
                    const char* file, int line);
-[[noreturn]] void fail(const std::string& message);
 
 // Dynamic shared memory of the running block (the launch's `shmem` bytes, poisoned, guarded after).
 void* dynamic_shared_base();

@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -295,13 +294,6 @@ std::vector<std::string> launched_kernels() {
 void clear_launched_kernels() {
     std::lock_guard<std::mutex> lock(launched_mutex);
     launched.clear();
-}
-
-[[noreturn]] void fail(const std::string& message) {
-    Block& b = *t_block;
-    IgnoreSync ignore;
-    std::unique_lock<std::mutex> lock(b.m);
-    fail_locked(b, message);
 }
 
 void set_order(bool highest) { highest_first = highest; }
