@@ -3,7 +3,7 @@
 // needs. Each pointer argument is copied into a fresh buffer with guard bytes on both sides, which are
 // checked after the launch (a write out of bounds is reported, naming the argument); `T*` arguments are
 // copied back. Under AddressSanitizer the guards are left out, so its redzones sit right at the ends
-// and catch reads too. The stream argument is passed as None.
+// and catch reads too. The stream argument is passed as None, and so is a null pointer.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -35,11 +35,15 @@ class Checked {
 public:
     explicit Checked(std::string launcher) : launcher_(std::move(launcher)) {}
 
+    // None stands for a null pointer (an optional buffer).
     template <typename T>
-    T* add(const py::array& a, bool copy_back, int position) {
-        const std::string arg = "argument " + std::to_string(position) + " of " + launcher_;
-        if (!py::isinstance<py::array_t<T>>(a) || !(a.flags() & py::array::c_style))
-            throw py::type_error(arg + ": expected a C-contiguous array of " + std::string(py::str(py::dtype::of<T>())));
+    T* add(const py::object& o, bool copy_back, int position) {
+        if (o.is_none()) return nullptr;
+        const std::string arg = "pointer argument " + std::to_string(position) + " of " + launcher_;
+        if (!py::isinstance<py::array_t<T>>(o) || !(py::reinterpret_borrow<py::array>(o).flags() & py::array::c_style))
+            throw py::type_error(arg + ": expected None or a C-contiguous array of " +
+                                 std::string(py::str(py::dtype::of<T>())));
+        const auto a = py::reinterpret_borrow<py::array>(o);
         Buffer& b = buffers_.emplace_back();
         b.array = a;
         b.bytes = std::size_t(a.nbytes());
@@ -92,13 +96,13 @@ struct Arg {
 };
 template <typename T>
 struct Arg<const T*> {
-    using type = py::array;
-    static const T* get(Checked& c, const py::array& a, int i) { return c.add<T>(a, false, i); }
+    using type = py::object;
+    static const T* get(Checked& c, const py::object& a, int i) { return c.add<T>(a, false, i); }
 };
 template <typename T>
 struct Arg<T*> {
-    using type = py::array;
-    static T* get(Checked& c, const py::array& a, int i) { return c.add<T>(a, true, i); }
+    using type = py::object;
+    static T* get(Checked& c, const py::object& a, int i) { return c.add<T>(a, true, i); }
 };
 template <>
 struct Arg<cudaStream_t> {
