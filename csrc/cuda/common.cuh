@@ -17,6 +17,13 @@
 #define PYDDPM_LAUNCH(kernel, grid, block, shmem, stream, ...) kernel<<<(grid), (block), (shmem), (stream)>>>(__VA_ARGS__)
 #endif
 
+// Dynamic shared memory (the launch's `shmem` bytes), spelled so that the emulation can define it too.
+#ifndef PYDDPM_DYNAMIC_SHARED
+#define PYDDPM_DYNAMIC_SHARED(T, name)                                          \
+    extern __shared__ __align__(16) unsigned char pyddpm_dynamic_shared_[]; \
+    T* name = reinterpret_cast<T*>(pyddpm_dynamic_shared_)
+#endif
+
 namespace pyddpm {
 
 constexpr unsigned FULL_MASK = 0xffffffffu;
