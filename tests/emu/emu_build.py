@@ -53,7 +53,7 @@ def _flags(flavour):
     pybind = [f"-I{sysconfig.get_paths()['include']}"]
     import pybind11
     pybind.append(f"-I{pybind11.get_include()}")
-    base = ["-std=c++17", "-fPIC", "-g", "-O1", "-pthread", "-fvisibility=hidden", f"-I{EMU}", f"-I{ROOT / 'csrc'}",
+    base = ["-std=c++17", "-fPIC", "-g", "-O1", "-ffp-contract=off", "-pthread", "-fvisibility=hidden", f"-I{EMU}", f"-I{ROOT / 'csrc'}",
             f"-I{HERE}"]
     san = {"plain": [], "tsan": ["-fsanitize=thread"],
            "asan": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]}
