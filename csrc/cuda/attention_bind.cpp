@@ -4,14 +4,12 @@
 #include <cstdint>
 
 #include "bind/checks.h"
+#include "bind/device_ptr.h"
 #include "bind/registry.h"
 #include "cuda/attention.h"
 
 namespace pyddpm {
 namespace {
-
-template <typename T>
-T* ptr(std::uintptr_t p) { return reinterpret_cast<T*>(p); }
 
 void check_sizes(const char* fn, long rows, long n) {
     check_positive(fn, "rows", rows);
@@ -26,13 +24,13 @@ void bind(py::module_& m) {
                              std::uintptr_t stream) {
         check_sizes("softmax_rows", rows, n);
         softmax_rows_cuda(ptr<const float>(s), ptr<float>(p), rows, int(n), scale,
-                          reinterpret_cast<cudaStream_t>(stream));
+                          as_stream(stream));
     });
     m.def("softmax_backward_rows", [](std::uintptr_t p, std::uintptr_t dp, std::uintptr_t ds, long rows, long n,
                                       float scale, std::uintptr_t stream) {
         check_sizes("softmax_backward_rows", rows, n);
         softmax_backward_rows_cuda(ptr<const float>(p), ptr<const float>(dp), ptr<float>(ds), rows, int(n), scale,
-                                   reinterpret_cast<cudaStream_t>(stream));
+                                   as_stream(stream));
     });
 }
 

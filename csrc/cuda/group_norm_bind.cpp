@@ -3,14 +3,12 @@
 #include <cstdint>
 
 #include "bind/checks.h"
+#include "bind/device_ptr.h"
 #include "bind/registry.h"
 #include "cuda/group_norm.h"
 
 namespace pyddpm {
 namespace {
-
-template <typename T>
-T* ptr(std::uintptr_t p) { return reinterpret_cast<T*>(p); }
 
 void check_sizes(const char* fn, long B, long C, long HW, long G) {
     check_positive(fn, "B", B);
@@ -27,7 +25,7 @@ void bind(py::module_& m) {
         check_sizes("group_norm", B, C, HW, G);
         group_norm_forward_cuda(ptr<const float>(x), ptr<const float>(gamma), ptr<const float>(beta), ptr<float>(y),
                                 ptr<float>(mean), ptr<float>(rstd), int(B), int(C), int(HW), int(G), silu, eps,
-                                reinterpret_cast<cudaStream_t>(stream));
+                                as_stream(stream));
     });
     m.def("group_norm_backward", [](std::uintptr_t dy, std::uintptr_t x, std::uintptr_t gamma, std::uintptr_t beta,
                                     std::uintptr_t mean, std::uintptr_t rstd, std::uintptr_t dx,
@@ -39,7 +37,7 @@ void bind(py::module_& m) {
                                  ptr<const float>(beta), ptr<const float>(mean), ptr<const float>(rstd),
                                  ptr<float>(dx), ptr<float>(dgamma), ptr<float>(dbeta), ptr<float>(dgamma_part),
                                  ptr<float>(dbeta_part), int(B), int(C), int(HW), int(G), silu,
-                                 reinterpret_cast<cudaStream_t>(stream));
+                                 as_stream(stream));
     });
 }
 

@@ -5,14 +5,12 @@
 #include <cstdint>
 
 #include "bind/checks.h"
+#include "bind/device_ptr.h"
 #include "bind/registry.h"
 #include "cuda/im2col.h"
 
 namespace pyddpm {
 namespace {
-
-template <typename T>
-T* ptr(std::uintptr_t p) { return reinterpret_cast<T*>(p); }
 
 cudaStream_t as_stream(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
 

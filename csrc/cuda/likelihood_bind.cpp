@@ -4,14 +4,12 @@
 #include <cstdint>
 
 #include "bind/checks.h"
+#include "bind/device_ptr.h"
 #include "bind/registry.h"
 #include "cuda/likelihood.h"
 
 namespace pyddpm {
 namespace {
-
-template <typename T>
-T* ptr(std::uintptr_t p) { return reinterpret_cast<T*>(p); }
 
 // The result goes to out (B, n) or, with per_sample_bpd, to bpd (B,): the launcher takes one of them.
 void split(std::uintptr_t result, bool per_sample_bpd, float** out, float** bpd) {
@@ -29,7 +27,7 @@ void bind(py::module_& m) {
         split(result, per_sample_bpd, &out, &bpd);
         discretized_gaussian_log_likelihood_cuda(ptr<const float>(x), ptr<const float>(means),
                                                  ptr<const float>(log_scales), log_scales_per_sample, out, bpd, B, n,
-                                                 reinterpret_cast<cudaStream_t>(stream));
+                                                 as_stream(stream));
     });
     m.def("normal_kl", [](std::uintptr_t mean1, std::uintptr_t logvar1, bool logvar1_per_sample, std::uintptr_t mean2,
                           std::uintptr_t logvar2, bool logvar2_per_sample, std::uintptr_t result, bool per_sample_bpd,
@@ -40,7 +38,7 @@ void bind(py::module_& m) {
         split(result, per_sample_bpd, &out, &bpd);
         normal_kl_cuda(ptr<const float>(mean1), ptr<const float>(logvar1), logvar1_per_sample, ptr<const float>(mean2),
                        ptr<const float>(logvar2), logvar2_per_sample, out, bpd, B, n,
-                       reinterpret_cast<cudaStream_t>(stream));
+                       as_stream(stream));
     });
 }
 

@@ -6,15 +6,13 @@
 #include <cstdint>
 
 #include "bind/checks.h"
+#include "bind/device_ptr.h"
 #include "bind/registry.h"
 #include "cuda/p_sample_step.h"
 #include "cuda/q_sample.h"
 
 namespace pyddpm {
 namespace {
-
-template <typename T>
-T* ptr(std::uintptr_t p) { return reinterpret_cast<T*>(p); }
 
 void bind(py::module_& m) {
     m.def("p_sample_step", [](std::uintptr_t out, std::uintptr_t xt, std::uintptr_t t, std::uintptr_t noise,
@@ -30,7 +28,7 @@ void bind(py::module_& m) {
         p_sample_step_cuda(ptr<const float>(out), ptr<const float>(xt), ptr<const std::int64_t>(t),
                            ptr<const float>(noise), ptr<const double>(r), ptr<const double>(rm1),
                            ptr<const double>(c1), ptr<const double>(c2), ptr<const double>(logvar), ptr<float>(x_prev),
-                           ptr<float>(pred_x0), B, n, T, predict_eps, clip, reinterpret_cast<cudaStream_t>(stream));
+                           ptr<float>(pred_x0), B, n, T, predict_eps, clip, as_stream(stream));
     });
 }
 

@@ -5,14 +5,12 @@
 #include <cstdint>
 
 #include "bind/checks.h"
+#include "bind/device_ptr.h"
 #include "bind/registry.h"
 #include "cuda/q_sample.h"
 
 namespace pyddpm {
 namespace {
-
-template <typename T>
-T* ptr(std::uintptr_t p) { return reinterpret_cast<T*>(p); }
 
 void bind(py::module_& m) {
     m.def("q_sample", [](std::uintptr_t x0, std::uintptr_t t, std::uintptr_t noise, std::uintptr_t sqrt_ac,
@@ -25,7 +23,7 @@ void bind(py::module_& m) {
             throw py::value_error("q_sample: the data are too large for one launch");
         q_sample_cuda(ptr<const float>(x0), ptr<const std::int64_t>(t), ptr<const float>(noise),
                       ptr<const double>(sqrt_ac), ptr<const double>(sqrt_1m_ac), ptr<float>(xt), B, n, T,
-                      reinterpret_cast<cudaStream_t>(stream));
+                      as_stream(stream));
     });
 }
 
