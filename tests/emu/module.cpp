@@ -2,7 +2,12 @@
 // (csrc/emu), and the planted-bug kernels of planted.cu. Adding a kernel file to csrc/cuda: one bind()
 // line per launcher here, and its tests in tests/emu/.
 #include "checked.h"
+#include "cuda/attention.h"
 #include "cuda/group_norm.h"
+#include "cuda/im2col.h"
+#include "cuda/likelihood.h"
+#include "cuda/p_sample_step.h"
+#include "cuda/q_sample.h"
 #include "planted.h"
 
 namespace py = pybind11;
@@ -20,6 +25,18 @@ PYBIND11_MODULE(_cuda_emu, m) {
 
     bind(m, "group_norm_forward_cuda", &pyddpm::group_norm_forward_cuda);
     bind(m, "group_norm_backward_cuda", &pyddpm::group_norm_backward_cuda);
+    bind(m, "softmax_rows_cuda", &pyddpm::softmax_rows_cuda);
+    bind(m, "softmax_backward_rows_cuda", &pyddpm::softmax_backward_rows_cuda);
+    bind(m, "q_sample_cuda", &pyddpm::q_sample_cuda);
+    bind(m, "p_sample_step_cuda", &pyddpm::p_sample_step_cuda);
+    bind(m, "discretized_gaussian_log_likelihood_cuda", &pyddpm::discretized_gaussian_log_likelihood_cuda);
+    bind(m, "normal_kl_cuda", &pyddpm::normal_kl_cuda);
+    bind(m, "im2col_cuda", &pyddpm::im2col_cuda);
+    bind(m, "col2im_cuda", &pyddpm::col2im_cuda);
+    bind(m, "im2col_rows_cuda", &pyddpm::im2col_rows_cuda);
+    bind(m, "col2im_rows_cuda", &pyddpm::col2im_rows_cuda);
+    bind(m, "rows_to_nchw_cuda", &pyddpm::rows_to_nchw_cuda);
+    bind(m, "nchw_to_rows_cuda", &pyddpm::nchw_to_rows_cuda);
 
     bind(m, "planted_two_sums_cuda", &planted::two_sums_cuda);
     bind(m, "planted_off_by_one_cuda", &planted::off_by_one_cuda);
