@@ -1,14 +1,15 @@
 """GroupNorm (+ SiLU): the exact CUDA kernels of csrc/cuda/group_norm.cu, run under the CPU emulation of
 CUDA, against the NumPy oracle (pyddpm/ops/group_norm.py).
 
-Shapes: one partial block (n < 256), several blocks, a strided loop (n > 256), group size 1, H*W = 1.
+Shapes: one partial block (n < 256), several blocks, a strided loop (n > 256), group size 1, H*W = 1,
+one element per group.
 C > 256, where the dgamma/dbeta pass (sum_over_batch_kernel) runs several blocks, is opt-in
 (PYDDPM_EMU_SLOW=1): its backward takes 2C block reductions, about 10 s emulated. Float32 kernels against
 the float64 reference: forward to 2e-5, backward to 1e-4 (relative to the data's scale).
 
-Not tested here: a group of one element (H*W = 1, C/G = 1). Its variance is 0, rstd = 1/sqrt(eps) = 1000,
-and the folded form y = x*a + (beta - mean*a) of csrc/kernels/group_norm.cuh cancels two terms of size
-|x|*1000 in float32: errors of ~1e-4 where the reference gives beta exactly.
+A group of one element (H*W = 1, C/G = 1): variance 0 and rstd = 1/sqrt(eps) = 1000, so terms of size
+|x|*1000 must cancel exactly; dx is then exactly 0 (the tolerance, relative to max |dx_ref| = 0, demands it),
+which takes mul_rn (csrc/kernels/common.cuh: __fmul_rn, emulated in csrc/emu/cuda_emu.h).
 """
 
 import os
@@ -24,6 +25,7 @@ SHAPES = [  # (B, C, H, W, G)
     (2, 6, 7, 9, 3),     # 6 blocks
     (2, 3, 10, 30, 3),   # group size 1, n = 300 > 256: the strided loops wrap
     (3, 4, 1, 1, 1),     # H*W = 1, one group per sample
+    (2, 4, 1, 1, 4),     # one element per group
 ]
 WIDE = (1, 264, 1, 1, 132)  # C > 256: the parameter-gradient pass runs 2 blocks
 
