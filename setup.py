@@ -47,6 +47,7 @@ setup(
     ext_modules=[Extension("pyddpm._cpu", sources=[])],
     cmdclass={"build_ext": CMakeBuild},
     install_requires=["numpy>=1.24", "scipy>=1.10", "pillow>=10.1", "tqdm>=4.60"],
-    extras_require={"test": ["pytest>=7"]},
+    # The tests build the CUDA emulation module against pybind11 themselves (tests/emu/emu_build.py).
+    extras_require={"test": ["pytest>=7", "pybind11>=2.10"]},
     license="MIT",
 )
