@@ -40,12 +40,21 @@ def _mean_flat(v):
     return v.mean(axis=tuple(range(1, len(v.shape))))
 
 
-def _dgll(x, means, log_scales):
-    """The discretized Gaussian decoder (Eq. 13): the autograd op when means is a Tensor, else arrays."""
+def _kl_bpd(mean1, logvar1, mean2, logvar2):
+    """Per-sample KL(N1 || N2) in bits/dim (B,). Arrays: the fused kernel reduces in the same pass; a Tensor
+    mean2 (training on the bound): the autograd-friendly arithmetic of likelihood.normal_kl."""
+    if hasattr(mean2, "backward"):
+        return _mean_flat(likelihood.normal_kl(mean1, logvar1, mean2, logvar2)) / math.log(2.0)
+    return ops_normal_kl(mean1, logvar1, mean2, logvar2, per_sample_bpd=True).astype(mean1.dtype)
+
+
+def _decoder_nll_bpd(x, means, log_scales):
+    """Per-sample -log p(x) of the discretized Gaussian decoder (Eq. 13) in bits/dim (B,): the fused kernel
+    for arrays, the autograd op for a Tensor ``means``."""
     if hasattr(means, "backward"):
         from pyddpm.autograd import discretized_gaussian_log_likelihood  # the layer above: import late
-        return discretized_gaussian_log_likelihood(x, means, log_scales)
-    return likelihood.discretized_gaussian_log_likelihood(x, means, log_scales)
+        return -_mean_flat(discretized_gaussian_log_likelihood(x, means, log_scales)) / math.log(2.0)
+    return ops_dgll(x, means, log_scales, per_sample_bpd=True).astype(x.dtype)
 
 
 class GaussianDiffusion:
@@ -225,20 +234,11 @@ class GaussianDiffusion:
         true_mean, _, true_log_var = self.q_posterior_mean_variance(x0, xt, t)
         out = self.p_mean_variance(model_output, xt, t, clip_denoised)
         mean, log_var = out["mean"], out["log_variance"]
-        decoder_needed = (_to_numpy(t) == 0).any()  # the decoder is the costliest term: skip it when unused
-        if not hasattr(mean, "backward"):
-            # Arrays (evaluation): the fused kernels reduce each term to bits/dim in the same pass.
-            kl = ops_normal_kl(true_mean, true_log_var, mean, log_var, per_sample_bpd=True).astype(x0.dtype)
-            if not decoder_needed:
-                return {"output": kl, "pred_x0": out["pred_x0"]}
-            decoder_nll = ops_dgll(x0, mean, 0.5 * log_var, per_sample_bpd=True).astype(x0.dtype)
-            first = self._is_first_step(t, xt)
-            return {"output": first * decoder_nll + (1.0 - first) * kl, "pred_x0": out["pred_x0"]}
-        kl = _mean_flat(likelihood.normal_kl(true_mean, true_log_var, mean, log_var)) / math.log(2.0)
-        if not decoder_needed:
+        kl = _kl_bpd(true_mean, true_log_var, mean, log_var)
+        if not (_to_numpy(t) == 0).any():  # the decoder is the costliest term: skip it when unused
             return {"output": kl, "pred_x0": out["pred_x0"]}
         first = self._is_first_step(t, xt)
-        decoder_nll = -_mean_flat(_dgll(x0, mean, 0.5 * log_var)) / math.log(2.0)
+        decoder_nll = _decoder_nll_bpd(x0, mean, 0.5 * log_var)
         # Arithmetic masking, not where(): it keeps working when the terms are Tensors.
         return {"output": first * decoder_nll + (1.0 - first) * kl, "pred_x0": out["pred_x0"]}
 
