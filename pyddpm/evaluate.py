@@ -14,7 +14,8 @@ import numpy as np
 from pyddpm.autograd import no_grad
 from pyddpm.data import DataError, load_data, to_model_range
 from pyddpm.fileio import atomic_write_json
-from pyddpm.ops.backend import BackendUnavailable, set_backend
+from pyddpm.ops import to_host
+from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.train.builders import load_trained, model_fn_arrays
 from pyddpm.train.checkpoint import CheckpointError
 
@@ -31,8 +32,9 @@ def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weig
     parts = {"total_bpd": [], "prior_bpd": [], "decoder_bpd": [], "kl_bpd": []}
     with no_grad():
         for start in range(0, len(images), batch_size):
-            x0 = to_model_range(images[start:start + batch_size])
+            x0 = array_library().asarray(to_model_range(images[start:start + batch_size]))
             r = diffusion.calc_bpd_loop(model_fn_arrays(model), x0, rng, progress=progress)
+            r = {k: to_host(v) for k, v in r.items()}  # one transfer per batch of images
             parts["total_bpd"].append(r["total_bpd"])
             parts["prior_bpd"].append(r["prior_bpd"])
             parts["decoder_bpd"].append(r["vb_terms"][:, 0])  # index 0 is the paper's t = 1: L_0

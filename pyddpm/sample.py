@@ -11,7 +11,8 @@ import numpy as np
 from pyddpm.autograd import no_grad
 from pyddpm.data import to_uint8
 from pyddpm.fileio import atomic_open
-from pyddpm.ops.backend import BackendUnavailable, set_backend
+from pyddpm.ops import to_host
+from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.image_grid import save_image_grid
 from pyddpm.train.builders import load_trained, model_fn_arrays
 from pyddpm.train.checkpoint import CheckpointError
@@ -27,7 +28,8 @@ def sample(ckpt, n, seed=0, batch_size=64, weights="ema", progress=True):
     with no_grad():
         for start in range(0, n, batch_size):
             shape = (min(batch_size, n - start), *meta["image_shape"])
-            chunks.append(to_uint8(diffusion.p_sample_loop(model_fn_arrays(model), shape, rng, progress=progress)))
+            x = diffusion.p_sample_loop(model_fn_arrays(model), shape, rng, progress=progress, xp=array_library())
+            chunks.append(to_uint8(to_host(x)))
     return np.concatenate(chunks)
 
 

@@ -168,8 +168,8 @@ def test_gaussian_diffusion_runs_on_the_default_backend(backend, restore_backend
     x0, noise, out = to_backend(backend, x0, noise, out)
     xt = d.q_sample(x0, t, noise)
     got = d.p_sample(out, xt, t, noise)
-    loop = small.p_sample_loop(lambda x, t_: 0.1 * to_backend(backend, x)[0], shape, np.random.default_rng(0),
-                               progress=False)
+    loop = small.p_sample_loop(lambda x, t_: 0.1 * x, shape, np.random.default_rng(0), progress=False,
+                               xp=backends.array_library(backend))
     np.testing.assert_allclose(to_numpy(xt), want_xt, rtol=1e-6, atol=1e-6)
     for key in ("sample", "pred_x0"):
         np.testing.assert_allclose(to_numpy(got[key]), want[key], rtol=1e-5, atol=1e-5)

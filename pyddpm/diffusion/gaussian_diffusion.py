@@ -21,18 +21,13 @@ from tqdm import tqdm
 from pyddpm import likelihood
 from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood as ops_dgll
 from pyddpm.ops.normal_kl import normal_kl as ops_normal_kl
-from pyddpm.ops import array_module
+from pyddpm.ops import array_module, to_host
 from pyddpm.ops.p_sample_step import ReverseStepTables, p_sample_step
 from pyddpm.ops.q_sample import q_sample
 
 MEAN_TYPES = ("eps", "x0")
 VAR_TYPES = ("fixedlarge", "fixedsmall")
 LOSS_TYPES = ("simple", "kl")
-
-
-def _to_numpy(a):
-    xp = array_module(a)
-    return a if xp is np else xp.asnumpy(a)
 
 
 def _mean_flat(v):
@@ -72,7 +67,7 @@ class GaussianDiffusion:
                                      ("loss_type", loss_type, LOSS_TYPES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        betas = np.array(_to_numpy(betas), dtype=np.float64)
+        betas = np.array(to_host(betas), dtype=np.float64)
         if betas.ndim != 1 or betas.shape[0] < 2:
             raise ValueError(f"betas must be 1-D with T >= 2 entries, got shape {betas.shape}")
         if not np.all((betas > 0) & (betas < 1)):
@@ -116,7 +111,7 @@ class GaussianDiffusion:
 
     def _timesteps(self, t, x):
         """t checked as int (B,) indices 0..T-1 for x (B, ...), as an int64 numpy array."""
-        t = _to_numpy(t)
+        t = to_host(t)
         if t.shape != (x.shape[0],) or not np.issubdtype(t.dtype, np.integer):
             raise ValueError(f"t must be an int array of shape ({x.shape[0]},), got {t.dtype} {t.shape}")
         if t.min() < 0 or t.max() >= self.num_timesteps:
@@ -137,7 +132,7 @@ class GaussianDiffusion:
 
     def _is_first_step(self, t, x):
         """1.0 where t == 0 (the paper's t = 1), else 0.0, as x's dtype, shape (B,), on x's array module."""
-        return array_module(x).asarray((_to_numpy(t) == 0).astype(x.dtype))
+        return array_module(x).asarray((to_host(t) == 0).astype(x.dtype))
 
     # --- forward process -------------------------------------------------------------------------------
 
@@ -204,21 +199,19 @@ class GaussianDiffusion:
         return p_sample_step(model_output, xt, t, noise, self.step_tables, self.mean_type, clip_denoised,
                              return_pred_x0)
 
-    def p_sample_loop(self, model_fn, shape, rng, progress=True, clip_denoised=True, dtype=np.float32):
-        """Alg. 2: x_T ~ N(0, I), then p_sample for indices T-1..0. Returns x_0, shape ``shape``.
+    def p_sample_loop(self, model_fn, shape, rng, progress=True, clip_denoised=True, dtype=np.float32, xp=np):
+        """Alg. 2: x_T ~ N(0, I), then p_sample for indices T-1..0. Returns x_0, shape ``shape``, on ``xp``.
 
         model_fn(x, t) takes x of ``shape`` and t an int64 numpy array (B,) of equal indices and returns
-        an array like x. All noise comes from the numpy Generator ``rng``, so a seed fixes the sample;
-        x and the noise move to the array module of the model's output (numpy or cupy).
+        an array like x. All noise comes from the numpy Generator ``rng``, so a seed fixes the sample on
+        every backend; each draw moves to the array library ``xp`` (numpy, or cupy where the model lives).
         """
         # Drawn in float64 and then cast, so one seed gives the same sample in float32 and float64.
-        x = rng.standard_normal(shape).astype(dtype)
+        x = xp.asarray(rng.standard_normal(shape).astype(dtype))
         for i in tqdm(range(self.num_timesteps - 1, -1, -1), desc="sampling", disable=not progress):
             t = np.full(shape[0], i, dtype=np.int64)
-            model_output = model_fn(x, t)
-            xp = array_module(model_output)
             noise = xp.asarray(rng.standard_normal(shape).astype(dtype))
-            x, _ = self._reverse_step(model_output, xp.asarray(x), t, noise, clip_denoised, False)
+            x, _ = self._reverse_step(model_fn(x, t), x, t, noise, clip_denoised, False)
         return x
 
     # --- losses and the bound --------------------------------------------------------------------------
@@ -235,7 +228,7 @@ class GaussianDiffusion:
         out = self.p_mean_variance(model_output, xt, t, clip_denoised)
         mean, log_var = out["mean"], out["log_variance"]
         kl = _kl_bpd(true_mean, true_log_var, mean, log_var)
-        if not (_to_numpy(t) == 0).any():  # the decoder is the costliest term: skip it when unused
+        if not (to_host(t) == 0).any():  # the decoder is the costliest term: skip it when unused
             return {"output": kl, "pred_x0": out["pred_x0"]}
         first = self._is_first_step(t, xt)
         decoder_nll = _decoder_nll_bpd(x0, mean, 0.5 * log_var)

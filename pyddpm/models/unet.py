@@ -116,7 +116,9 @@ class UNet(Module):
             raise ValueError(f"UNet: x must be (B, {self.config['in_ch']}, H, W), got {x.shape}")
         if np.shape(t) != (x.shape[0],):
             raise ValueError(f"UNet: t must be an int array of shape ({x.shape[0]},), got {np.shape(t)}")
-        temb = self.temb_dense0(ag.Tensor(timestep_embedding(t, self.ch).astype(self._dtype())))
+        # t is small host data (B,): embed it there and move the (B, ch) result to x's array library.
+        emb = self.conv_in.weight.xp.asarray(timestep_embedding(t, self.ch).astype(self._dtype()))
+        temb = self.temb_dense0(ag.Tensor(emb))
         temb_act = ag.silu(self.temb_dense1(ag.silu(temb)))  # every block applies swish(temb) first
 
         hs = [self.conv_in(x)]

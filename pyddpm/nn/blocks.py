@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from pyddpm import autograd as ag
+from pyddpm.ops import to_host
 from pyddpm.nn.layers import Conv2d, GroupNorm
 from pyddpm.nn.module import Module
 
@@ -20,7 +21,7 @@ def timestep_embedding(t, dim):
     """
     half = dim // 2
     freqs = np.exp(-math.log(10000.0) / (half - 1) * np.arange(half, dtype=np.float32))
-    args = np.asarray(t, dtype=np.float32)[:, None] * freqs[None, :]
+    args = to_host(t).astype(np.float32)[:, None] * freqs[None, :]
     emb = np.concatenate([np.sin(args), np.cos(args)], axis=1)
     return np.pad(emb, ((0, 0), (0, dim % 2))) if dim % 2 else emb
 

@@ -69,6 +69,12 @@ class Module:
             p.data = p.data.astype(dtype)
         return self
 
+    def to(self, xp):
+        """Move every parameter to array library ``xp`` (numpy or cupy), in place; a no-op where it is."""
+        for p in self.parameters():
+            p.data = xp.asarray(p.data)
+        return self
+
     def state_dict(self):
         return {name: p.data for name, p in self.named_parameters()}
 
@@ -87,4 +93,4 @@ class Module:
                 raise ValueError(f"state dict: {name} has shape {value.shape}, the model needs {p.shape}")
             if not np.issubdtype(value.dtype, np.floating):
                 raise ValueError(f"state dict: {name} has dtype {value.dtype}, expected floating point")
-            p.data = p.xp.asarray(value, dtype=p.dtype).copy()
+            p.data[...] = p.xp.asarray(value)  # in place: the parameter stays where it lives (host or GPU)

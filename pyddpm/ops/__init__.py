@@ -18,6 +18,11 @@ def array_module(*arrays):
     return np
 
 
+def to_host(a):
+    """``a`` as a NumPy array: a CuPy array is copied to the host (the one place arrays leave the GPU)."""
+    return a.get() if type(a).__module__.startswith("cupy") else np.asarray(a)
+
+
 # The kernels, callable as pyddpm.ops.<name>(..., backend="numpy" | "cpu" | "cuda"). Each lives in the
 # module of its name (pyddpm/ops/<name>.py, beside its NumPy reference); the function bound here takes
 # that name in the package. Imported last: the modules import array_module from here.
@@ -28,5 +33,5 @@ from pyddpm.ops.normal_kl import normal_kl  # noqa: E402
 from pyddpm.ops.p_sample_step import p_sample_step  # noqa: E402
 from pyddpm.ops.q_sample import q_sample  # noqa: E402
 
-__all__ = ["array_module", "group_norm", "group_norm_backward", "attention", "attention_backward", "q_sample",
+__all__ = ["array_module", "to_host", "group_norm", "group_norm_backward", "attention", "attention_backward", "q_sample",
            "p_sample_step", "discretized_gaussian_log_likelihood", "normal_kl"]

@@ -80,6 +80,18 @@ def get_backend():
     return _current
 
 
+def array_library(name=None):
+    """The array library that backend ``name`` (default: the run's) computes on: cupy for cuda, else numpy.
+
+    A run moves its model, optimiser state and batches there once; every op after that follows the arrays.
+    """
+    if resolve(name) == "cuda":
+        import cupy
+        return cupy
+    import numpy
+    return numpy
+
+
 def resolve(backend):
     """The backend a call should use: its own ``backend=`` argument, else the run's default."""
     name = _current if backend is None else backend

@@ -8,6 +8,7 @@ import numpy as np
 from pyddpm.data import load_data
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.models import UNet
+from pyddpm.ops.backend import array_library
 from pyddpm.train.checkpoint import CheckpointError, load_checkpoint
 from pyddpm.train.config import TrainConfig
 
@@ -34,7 +35,7 @@ def load_split(cfg, split):
 def load_trained(ckpt, weights="ema"):
     """Load a run's config, its U-Net with the EMA (default) or raw weights, and its diffusion.
 
-    Returns (cfg, model in eval mode, diffusion, meta).
+    Returns (cfg, model in eval mode on the current backend's array library, diffusion, meta).
     """
     arrays, meta = load_checkpoint(ckpt)
     try:
@@ -49,7 +50,7 @@ def load_trained(ckpt, weights="ema"):
         model.load_state_dict(state)
     except ValueError as e:
         raise CheckpointError(f"{ckpt}: {e}") from e
-    return cfg, model.eval(), build_diffusion(cfg), meta
+    return cfg, model.to(array_library()).eval(), build_diffusion(cfg), meta
 
 
 def model_fn_arrays(model):

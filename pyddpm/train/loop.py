@@ -3,10 +3,14 @@
 Everything random in a step (batch indices, flips, t, noise, dropout masks) comes from one numpy
 Generator whose state goes into every checkpoint, so `--resume` continues the exact same run. Sample
 grids draw from their own generator seeded by (seed, step) and do not disturb the training stream.
+
+On the cuda backend the model, the optimiser state and the EMA live on the GPU; a step uploads its batch
+(and the host-drawn noise) once and nothing comes back: the loss and gradient norm stay 0-d device arrays
+until the log line (every log_every steps) or a checkpoint reads them, and that is also where a
+non-finite loss is caught.
 """
 
 import contextlib
-import math
 import signal
 import time
 from pathlib import Path
@@ -17,7 +21,8 @@ from tqdm import tqdm
 from pyddpm.autograd import no_grad
 from pyddpm.data import to_model_range
 from pyddpm.image_grid import save_image_grid
-from pyddpm.ops.backend import set_backend
+from pyddpm.ops import to_host
+from pyddpm.ops.backend import array_library, set_backend
 from pyddpm.train.builders import build_diffusion, build_model, load_split, model_fn_arrays
 from pyddpm.train.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from pyddpm.train.config import TrainConfig
@@ -50,8 +55,9 @@ class Trainer:
         self.data = load_split(cfg, "train")
         self.hflip = self.data.hflip if cfg.hflip is None else cfg.hflip
         self.image_shape = self.data.images.shape[1:]
-        self.model = build_model(cfg, self.image_shape)
-        self.ema_model = build_model(cfg, self.image_shape)
+        self.xp = array_library()
+        self.model = build_model(cfg, self.image_shape).to(self.xp)
+        self.ema_model = build_model(cfg, self.image_shape).to(self.xp)
         self.ema_model.load_state_dict(self.model.state_dict())
         self.ema_model.eval()
         self.diffusion = build_diffusion(cfg)
@@ -62,6 +68,7 @@ class Trainer:
         self.model.set_rng(self.rng)
         self.step = 0
         self.last_grid = None
+        self.pending = []  # (step, loss, grad_norm) as 0-d arrays, not yet read on the host
 
     # --- one step of Alg. 1 --------------------------------------------------------------------------
     def batch(self):
@@ -73,35 +80,51 @@ class Trainer:
             x0[flip] = x0[flip, :, :, ::-1]
         t = rng.integers(0, self.diffusion.num_timesteps, cfg.batch_size)  # uniform over indices 0..T-1
         noise = rng.standard_normal(x0.shape, dtype=np.float32)
-        return x0, t, noise
+        return self.xp.asarray(x0), t, self.xp.asarray(noise)  # t stays on the host: it indexes tables
 
     def train_step(self):
-        """Forward, loss, backward (interruptible: nothing has changed yet), then the update (atomic)."""
+        """Forward, loss, backward (interruptible: nothing has changed yet), then the update (atomic).
+
+        Returns the loss and the gradient norm before clipping as 0-d arrays where they were computed.
+        """
         x0, t, noise = self.batch()
         self.model.train()
         losses = self.diffusion.training_losses(self.model, x0, t, noise)
         loss = losses["loss"].mean()
         self.model.zero_grad()
         loss.backward()
-        loss_value = float(loss.data)
-        if not math.isfinite(loss_value):
-            raise TrainingError(f"the loss is {loss_value} at step {self.step + 1}; stopping without saving "
-                                f"this state (the last checkpoint is intact). Try a lower --lr.")
         with deferred_interrupt():
             grad_norm = clip_grad_norm(self.params, self.cfg.grad_clip)
             self.opt.step(lr=warmup_lr(self.step + 1, self.cfg.lr, self.cfg.warmup))
             self.ema.update()
             self.step += 1
-        return loss_value, grad_norm
+        self.pending.append((self.step, loss.data, grad_norm))
+        return loss.data, grad_norm
+
+    def read_pending(self):
+        """Bring the losses and norms of the steps since the last call to the host, one transfer; raise
+        TrainingError if any loss is not finite. Returns their (mean loss, last grad norm)."""
+        steps = [s for s, _, _ in self.pending]
+        values = to_host(self.xp.stack([self.xp.stack([loss, norm]).astype(self.xp.float64)
+                                        for _, loss, norm in self.pending]))
+        self.pending = []
+        bad = ~np.isfinite(values[:, 0])
+        if bad.any():
+            raise TrainingError(f"the loss is {values[bad, 0][0]} at step {steps[int(np.argmax(bad))]}; stopping "
+                                f"without saving (the last checkpoint is intact). Try a lower --lr.")
+        return float(values[:, 0].mean()), float(values[-1, 1])
 
     # --- checkpoints ------------------------------------------------------------------------------------
     def save(self):
+        if self.pending:
+            self.read_pending()  # never checkpoint a state that a non-finite loss produced
         arrays = {}
         for prefix, module in (("model", self.model), ("ema", self.ema_model)):
             arrays.update({f"{prefix}/{k}": v for k, v in module.state_dict().items()})
         names = [name for name, _ in self.model.named_parameters()]
         arrays.update({f"adam_m/{n}": m for n, m in zip(names, self.opt.m)})
         arrays.update({f"adam_v/{n}": v for n, v in zip(names, self.opt.v)})
+        arrays = {k: to_host(v) for k, v in arrays.items()}
         meta = dict(config=self.cfg.to_dict(), step=self.step, image_shape=list(self.image_shape),
                     adam_t=self.opt.t, ema_updates=self.ema.num_updates,
                     rng_state=self.rng.bit_generator.state)
@@ -115,8 +138,8 @@ class Trainer:
             self.ema_model.load_state_dict(_strip(arrays, "ema/"))
             m, v = _strip(arrays, "adam_m/"), _strip(arrays, "adam_v/")
             names = [name for name, _ in self.model.named_parameters()]
-            self.opt.m = [m[n].copy() for n in names]
-            self.opt.v = [v[n].copy() for n in names]
+            self.opt.m = [self.xp.array(m[n]) for n in names]
+            self.opt.v = [self.xp.array(v[n]) for n in names]
             self.opt.t, self.ema.num_updates, self.step = meta["adam_t"], meta["ema_updates"], meta["step"]
             self.rng.bit_generator.state = meta["rng_state"]
         except (KeyError, ValueError, TypeError) as e:
@@ -127,9 +150,10 @@ class Trainer:
         rng = np.random.default_rng([self.cfg.seed, self.step])
         shape = (self.cfg.n_samples, *self.image_shape)
         with no_grad():
-            x = self.diffusion.p_sample_loop(model_fn_arrays(self.ema_model), shape, rng, progress=True)
+            x = self.diffusion.p_sample_loop(model_fn_arrays(self.ema_model), shape, rng, progress=True,
+                                            xp=self.xp)
         path = self.out / "samples" / f"step{self.step:07d}.png"
-        save_image_grid(path, x)
+        save_image_grid(path, to_host(x))
         self.last_grid = path
         return path
 
@@ -138,21 +162,21 @@ class Trainer:
         cfg, out = self.cfg, self.out
         runlog = RunLog(out / "log.jsonl", keep_through_step=self.step)
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
-        window, tick, t_start = [], time.perf_counter(), time.perf_counter()
+        tick, t_start, tick_step = time.perf_counter(), time.perf_counter(), self.step
         try:
             while self.step < cfg.steps:
-                loss, grad_norm = self.train_step()
-                window.append(loss)
+                self.train_step()
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    loss, grad_norm = self.read_pending()
                     now = time.perf_counter()
-                    record = dict(step=self.step, loss=float(np.mean(window)), grad_norm=grad_norm,
+                    record = dict(step=self.step, loss=loss, grad_norm=grad_norm,
                                   lr=warmup_lr(self.step, cfg.lr, cfg.warmup),
-                                  images_per_sec=len(window) * cfg.batch_size / (now - tick),
+                                  images_per_sec=(self.step - tick_step) * cfg.batch_size / (now - tick),
                                   wall_time=now - t_start)
                     runlog.write(record)
                     bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_sec']:.0f}")
-                    window, tick = [], now
+                    tick, tick_step = now, self.step
                 if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
                     self.save()
                 if (cfg.sample_every and self.step % cfg.sample_every == 0) or self.step == cfg.steps:

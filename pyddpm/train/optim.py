@@ -5,17 +5,23 @@ All updates are in place on the parameters' arrays, so no step allocates a secon
 
 import math
 
-import numpy as np
+from pyddpm.ops import array_module
 
 
 def clip_grad_norm(params, max_norm):
-    """Scale all gradients together so their global L2 norm is at most max_norm; return the norm before."""
-    total = math.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum()) for p in params if p.grad is not None))
-    if max_norm is not None and total > max_norm:
-        scale = max_norm / (total + 1e-6)
-        for p in params:
-            if p.grad is not None:
-                p.grad *= p.grad.dtype.type(scale)
+    """Scale all gradients together so their global L2 norm is at most max_norm; return the norm before.
+
+    The norm stays a 0-d array on the gradients' array library and the scale is applied unconditionally
+    (min(1, max_norm / norm), exactly 1.0 when no clipping is needed), so a step on the GPU never waits for
+    a number to come back to the host.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    xp = array_module(*grads)
+    total = xp.sqrt(sum((g.astype(xp.float64) ** 2).sum() for g in grads))
+    if max_norm is not None:
+        scale = xp.minimum(1.0, max_norm / (total + 1e-6))
+        for g in grads:
+            g *= scale.astype(g.dtype)
     return total
 
 
