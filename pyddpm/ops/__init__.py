@@ -6,6 +6,8 @@ same code runs on NumPy arrays (CPU) and CuPy arrays (GPU) without naming either
 
 import numpy as np
 
+from pyddpm.ops import allocator  # noqa: F401  (tunes malloc once, on first import of the kernel layer)
+
 
 def array_module(*arrays):
     """Return the array library (numpy or cupy) that owns ``arrays``; numpy for plain Python values."""
