@@ -4,7 +4,7 @@ emulation in csrc/emu, plus the planted-bug kernels of tests/emu/planted.cu.
 Three flavours, each in build/emu/<flavour>/ and rebuilt only when a source, a header or the flags change:
     plain  the emulated tests
     tsan   -fsanitize=thread (the emulation core, csrc/emu/emu.cpp, stays uninstrumented and declares the
-           CUDA ordering to ThreadSanitizer itself); run with LD_PRELOAD=libtsan (sanitizer_env)
+           CUDA ordering to ThreadSanitizer itself); run with LD_PRELOAD=libtsan (tests/sanitizers.py)
     asan   -fsanitize=address,undefined, without guard bytes, so out-of-bounds reads are caught too
 
 By hand:  python tests/emu/emu_build.py [plain|tsan|asan]   (prints the module's path)
@@ -12,41 +12,20 @@ By hand:  python tests/emu/emu_build.py [plain|tsan|asan]   (prints the module's
 
 import hashlib
 import importlib.util
-import os
 import shlex
-import shutil
 import subprocess
 import sys
 import sysconfig
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/sanitizers.py, also when run by hand
+from sanitizers import compiler  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "tests" / "emu"
 EMU = ROOT / "csrc" / "emu"
 FLAVOURS = ("plain", "tsan", "asan")
-
-
-def compiler():
-    """The C++ compiler (CXX or g++), or None where there is none."""
-    return shutil.which(os.environ.get("CXX", "g++"))
-
-
-def sanitizer_env(flavour):
-    """Environment for a Python process that imports a sanitizer flavour of the module."""
-    env = dict(os.environ, PYDDPM_EMU_FLAVOUR=flavour)
-    if flavour == "plain":
-        return env
-    # libstdc++ too, for AddressSanitizer: Python does not link it, and ASan's __cxa_throw interceptor
-    # must find the real one when it starts.
-    libs = ["libtsan.so"] if flavour == "tsan" else ["libasan.so", "libstdc++.so"]
-    env["LD_PRELOAD"] = " ".join(os.path.realpath(subprocess.run([compiler(), f"-print-file-name={lib}"],
-                                                                 capture_output=True, text=True).stdout.strip())
-                                 for lib in libs)
-    env["TSAN_OPTIONS"] = "halt_on_error=1 exitcode=66 second_deadlock_stack=1"
-    env["ASAN_OPTIONS"] = "detect_leaks=0 halt_on_error=1 exitcode=66"
-    env["UBSAN_OPTIONS"] = "halt_on_error=1 print_stacktrace=1"
-    return env
 
 
 def _flags(flavour):

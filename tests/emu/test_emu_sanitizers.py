@@ -7,24 +7,17 @@ About 2 minutes on 2 cores (two more builds, and the runs are 3-5 times slower),
     PYDDPM_EMU_SANITIZERS=1 python -m pytest -q tests/emu/test_emu_sanitizers.py
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import emu_build
+import sanitizers
 from emulation import FLAVOUR
 
 HERE = Path(__file__).resolve().parent
 
-pytestmark = [
-    pytest.mark.skipif(FLAVOUR != "plain", reason="runs the sanitizer flavours itself"),
-    pytest.mark.skipif(not os.environ.get("PYDDPM_EMU_SANITIZERS"),
-                       reason="sanitizer runs take ~2 min: set PYDDPM_EMU_SANITIZERS=1 (CI does)"),
-    pytest.mark.skipif(emu_build.compiler() is None, reason="no C++ compiler"),
-]
+pytestmark = [pytest.mark.skipif(FLAVOUR != "plain", reason="runs the sanitizer flavours itself"), *sanitizers.OPT_IN]
 
 # One launch of a planted kernel, in a fresh interpreter.
 PLANTED = """
@@ -41,23 +34,17 @@ print("finished without a report")
 
 def run(flavour, args):
     emu_build.build(flavour)  # here, not in the child: the compiler must not run with a sanitizer preloaded
-    return subprocess.run([sys.executable, *args], env=emu_build.sanitizer_env(flavour), cwd=HERE.parents[1],
-                          capture_output=True, text=True, timeout=600)
+    return sanitizers.run_python(flavour, args, PYDDPM_EMU_FLAVOUR=flavour)
 
 
 def run_tests(flavour):
-    # --capture=sys: a sanitizer's report (fd 2) must reach us even when it ends the process.
     # One thread order is enough: the sanitizers see unordered accesses whichever order runs.
-    done = run(flavour, ["-m", "pytest", "-q", "--capture=sys", "-p", "no:cacheprovider", str(HERE), "-k", "not highest",
-                         f"--ignore={HERE / 'test_emu_sanitizers.py'}"])
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out[-8000:]
-    assert "Sanitizer" not in out, out[-8000:]
+    sanitizers.assert_clean(*run(flavour, ["-m", "pytest", *sanitizers.PYTEST_OPTIONS, str(HERE), "-k", "not highest",
+                                           f"--ignore={HERE / 'test_emu_sanitizers.py'}"]))
 
 
 def run_planted(flavour, call):
-    done = run(flavour, ["-c", PLANTED.format(here=str(HERE), flavour=flavour, call=call)])
-    return done.returncode, done.stdout + done.stderr
+    return run(flavour, ["-c", PLANTED.format(here=str(HERE), flavour=flavour, call=call)])
 
 
 def test_emulated_tests_are_clean_under_thread_sanitizer():
