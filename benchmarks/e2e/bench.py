@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: har
 
 import numpy as np  # noqa: E402
 
+from e2e.check import check_agreement  # noqa: E402
 from e2e.configs import CONFIGS  # noqa: E402
 from e2e.floor import matmul_gflops, step_flops  # noqa: E402
 from e2e.memory import peak_memory  # noqa: E402
@@ -74,16 +75,15 @@ def bench(config, what="train", repeats=None, impls=IMPLS, warmup=None, check=Tr
     repeats = REPEATS.get(config.name, 5) if repeats is None else repeats
     warmup = WARMUP.get(config.name, 1) if warmup is None else warmup
     n_threads = threads()
-    if check and "torch" in impls:
-        from e2e.check import check_agreement
+    if "torch" in impls:
         _torch_threads(n_threads)
-        check_agreement(config, [i for i in impls if i != "torch"])
+    if check:
+        check_agreement(config, impls)
 
     images = np.random.default_rng(0).integers(0, 256, (64, *config.image_shape()), dtype=np.uint8)
     runners = {i: PyddpmRunner(config, i, images) for i in impls if i != "torch"}
     if "torch" in impls:
         from e2e.torch_runner import TorchRunner
-        _torch_threads(n_threads)
         runners = {"torch": TorchRunner(config, images, init_from=next(iter(runners.values()), None)), **runners}
     steps = {i: (r.train_step if what == "train" else r.sample_step) for i, r in runners.items()}
     timed = time_interleaved(steps, repeats=repeats, warmup=warmup)
