@@ -14,7 +14,9 @@ The timed models start from the same weights (copied from pyddpm's). Both sides 
 of threads (OMP_NUM_THREADS, else every core: OpenBLAS and OpenMP for pyddpm, torch.set_num_threads for
 PyTorch), the same OpenMP wait policy (passive) and, being one process, the same allocator (glibc malloc
 and its environment). Peak memory comes from a fresh process per implementation (memory.py); the floor
-is FLOPs / measured matmul rate (floor.py).
+is FLOPs / measured matmul rate (floor.py). Each row also says how much of the machine other processes
+used while it was timed (load.py): interleaving does not protect a ratio against a competing process,
+which slows pyddpm (OpenBLAS's thread pool) several times more than PyTorch; rerun rows that show load.
 
 Importable: with benchmarks/ on sys.path, ``from e2e.bench import bench``.
 """
@@ -34,13 +36,14 @@ import numpy as np  # noqa: E402
 from e2e.check import check_agreement  # noqa: E402
 from e2e.configs import CONFIGS  # noqa: E402
 from e2e.floor import matmul_gflops, step_flops  # noqa: E402
+from e2e.load import OtherLoad  # noqa: E402
 from e2e.memory import peak_memory  # noqa: E402
 from e2e.pyddpm_runner import PyddpmRunner  # noqa: E402
 from harness import format_row, time_interleaved  # noqa: E402
 from pyddpm.ops.backend import available  # noqa: E402
 
 IMPLS = ("torch", "numpy", "cpu")
-REPEATS = {"A": 20, "B": 8, "C": 4}  # C on the numpy backend takes tens of seconds per training step
+REPEATS = {"A": 20, "B": 10, "C": 6}  # C's training step takes ~10 s on the numpy backend
 WARMUP = {"A": 3, "B": 1, "C": 1}
 
 
@@ -65,10 +68,12 @@ def usable(impls):
 def bench(config, what="train", repeats=None, impls=IMPLS, warmup=None, check=True, memory=True, rate=None):
     """Time one configuration's "train" or "sample" step on each implementation, interleaved.
 
-    config: a name in CONFIGS ("A", "B", "C") or a Config. Returns a dict: config, what, batch, threads,
-    reference (the implementation ratios are taken to: torch when present), flops, floor_s (None without
-    ``rate``, GFLOP/s), and impls: {name: {median_s, ratio_p25, ratio_p50, ratio_p75, and with memory
-    peak_mib, above_imports_mib}}, and timed: harness.time_interleaved's own result.
+    config: a name in CONFIGS ("A", "B", "C") or a Config. Returns a dict:
+      config, what, batch, threads; reference: the implementation ratios are taken to (torch if present);
+      flops; matmul_gflops: ``rate``, else measured just before timing; floor_s: flops / rate;
+      other_load: the share of all cores that other processes used while timing (load.py);
+      impls: {name: {median_s, ratio_p25, ratio_p50, ratio_p75, and with ``memory`` peak_mib,
+      above_imports_mib (memory.py)}}; timed: the raw result of harness.time_interleaved.
     """
     config = CONFIGS[config] if isinstance(config, str) else config
     impls = usable(impls)
@@ -86,13 +91,15 @@ def bench(config, what="train", repeats=None, impls=IMPLS, warmup=None, check=Tr
         from e2e.torch_runner import TorchRunner
         runners = {"torch": TorchRunner(config, images, init_from=next(iter(runners.values()), None)), **runners}
     steps = {i: (r.train_step if what == "train" else r.sample_step) for i, r in runners.items()}
-    timed = time_interleaved(steps, repeats=repeats, warmup=warmup)
+    with OtherLoad() as load:
+        rate = matmul_gflops() if rate is None else rate
+        timed = time_interleaved(steps, repeats=repeats, warmup=warmup)
     del runners, steps  # free the models before the memory children run
 
     flops = step_flops(config, what)
     result = dict(config=config.name, what=what, batch=config.batch(what), threads=n_threads,
-                  reference=impls[0], flops=flops, floor_s=None if rate is None else flops / (rate * 1e9),
-                  impls={}, timed=timed)
+                  reference=impls[0], flops=flops, matmul_gflops=rate, floor_s=flops / (rate * 1e9),
+                  other_load=load.fraction, impls={}, timed=timed)
     for impl, (median, ratios) in timed.items():
         p25, p50, p75 = np.percentile(ratios, [25, 50, 75])
         entry = dict(median_s=median, ratio_p25=p25, ratio_p50=p50, ratio_p75=p75)
@@ -102,20 +109,24 @@ def bench(config, what="train", repeats=None, impls=IMPLS, warmup=None, check=Tr
     return result
 
 
+def _pct(r):
+    return "?" if r["other_load"] is None else f"{100 * r['other_load']:.0f}%"
+
+
 def _torch_threads(n):
     import torch
     torch.set_num_threads(n)
 
 
 def markdown_row(r):
-    """| config | step | batch | one cell per impl: median ms, ratio (p25-p75), memory | floor ms |"""
+    """| config | step | batch | per impl: median ms, ratio (p25-p75), memory | floor ms | other load |"""
     cells = []
     for impl, e in r["impls"].items():
         mem = f", {e['above_imports_mib']:.0f} MiB" if "above_imports_mib" in e else ""
         cells.append(f"{e['median_s'] * 1e3:.0f} ms, {e['ratio_p50']:.2f}x "
                      f"({e['ratio_p25']:.2f}-{e['ratio_p75']:.2f}){mem}")
-    floor = "" if r["floor_s"] is None else f"{r['floor_s'] * 1e3:.0f} ms"
-    return f"| {r['config']} | {r['what']} | {r['batch']} | " + " | ".join(cells) + f" | {floor} |"
+    floor = f"{r['floor_s'] * 1e3:.0f} ms"
+    return f"| {r['config']} | {r['what']} | {r['batch']} | " + " | ".join(cells) + f" | {floor} | {_pct(r)} |"
 
 
 def main(argv=None):
@@ -128,24 +139,24 @@ def main(argv=None):
     p.add_argument("--no-check", action="store_true", help="time without checking agreement first")
     args = p.parse_args(argv)
 
-    rate = matmul_gflops()
     impls = usable(args.impls)
-    print(f"threads {threads()}; float32 matmul rate {rate:.1f} GFLOP/s; ratios to {impls[0]} "
-          f"(median, p25-p75 of per-round ratios)")
+    print(f"threads {threads()}; ratios to {impls[0]} (median, p25-p75 of per-round ratios); floor = FLOPs / "
+          f"matmul rate measured before each row")
     rows = []
     for name in args.config:
         for what in args.what:
             check = not args.no_check and what == args.what[0]  # once per configuration
-            r = bench(name, what, args.repeats, impls, check=check, memory=not args.no_memory, rate=rate)
-            label = f"{name} {what} (batch {r['batch']}, floor {r['floor_s'] * 1e3:.0f} ms)"
+            r = bench(name, what, args.repeats, impls, check=check, memory=not args.no_memory)
+            label = (f"{name} {what} (batch {r['batch']}, floor {r['floor_s'] * 1e3:.0f} ms at "
+                     f"{r['matmul_gflops']:.0f} GFLOP/s, other load {_pct(r)})")
             print(format_row(label, r["timed"]), flush=True)
             if not args.no_memory:
                 print(" " * 45 + "  ".join(f"{i} peak {e['peak_mib']:.0f} MiB ({e['above_imports_mib']:.0f} "
                                            f"above imports)" for i, e in r["impls"].items()), flush=True)
             rows.append(markdown_row(r))
     print()
-    print("| config | step | batch | " + " | ".join(impls) + " | floor |")
-    print("| --- | --- | --- | " + " | ".join("---" for _ in impls) + " | --- |")
+    print("| config | step | batch | " + " | ".join(impls) + " | floor | other load |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in impls) + " | --- | --- |")
     print("\n".join(rows))
 
 
