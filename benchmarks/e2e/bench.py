@@ -12,13 +12,15 @@ interleaved in one process (torch numpy cpu torch numpy cpu ...), so drift of th
 alike, and each is reported as its median time and its per-round ratio to PyTorch (median and p25-p75).
 The timed models start from the same weights (copied from pyddpm's). Both sides run with the same number
 of threads (OMP_NUM_THREADS, else every core: OpenBLAS and OpenMP for pyddpm, torch.set_num_threads for
-PyTorch), the same OpenMP wait policy (passive) and, being one process, the same allocator (glibc malloc
-and its environment). Peak memory comes from a fresh process per implementation (memory.py); the floor
+PyTorch), thread pools that sleep rather than spin between calls (waiting.py: without that, pyddpm's
+OpenBLAS threads spin into PyTorch's turn and slow it down by half) and, being one process, the same
+allocator (glibc malloc and its environment). Peak memory comes from a fresh process per implementation (memory.py); the floor
 is FLOPs / measured matmul rate (floor.py). Each row also says how much of the machine other processes
 used while it was timed (load.py): interleaving does not protect a ratio against a competing process,
 which slows pyddpm (OpenBLAS's thread pool) several times more than PyTorch; rerun rows that show load.
 
-Importable: with benchmarks/ on sys.path, ``from e2e.bench import bench``.
+Importable: with benchmarks/ on sys.path, ``from e2e.bench import bench``; import it (or e2e.waiting)
+before NumPy for the thread settings to take effect (the result's "waiting" says what was in force).
 """
 
 import argparse
@@ -26,10 +28,9 @@ import os
 import sys
 from pathlib import Path
 
-# Both OpenMP runtimes (pyddpm's extension and PyTorch's) must sleep, not spin, while they wait: pyddpm
-# sets this when it loads its backend, and it has to be set before either library starts its threads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: harness and the e2e package
+
+from e2e import waiting  # noqa: E402  (first: before NumPy and PyTorch start their thread pools)
 
 import numpy as np  # noqa: E402
 
@@ -69,7 +70,7 @@ def bench(config, what="train", repeats=None, impls=IMPLS, warmup=None, check=Tr
     """Time one configuration's "train" or "sample" step on each implementation, interleaved.
 
     config: a name in CONFIGS ("A", "B", "C") or a Config. Returns a dict:
-      config, what, batch, threads; reference: the implementation ratios are taken to (torch if present);
+      config, what, batch, threads, waiting (thread-pool settings, waiting.py); reference: the implementation ratios are taken to (torch if present);
       flops; matmul_gflops: ``rate``, else measured just before timing; floor_s: flops / rate;
       other_load: the share of all cores that other processes used while timing (load.py);
       impls: {name: {median_s, ratio_p25, ratio_p50, ratio_p75, and with ``memory`` peak_mib,
@@ -98,6 +99,7 @@ def bench(config, what="train", repeats=None, impls=IMPLS, warmup=None, check=Tr
 
     flops = step_flops(config, what)
     result = dict(config=config.name, what=what, batch=config.batch(what), threads=n_threads,
+                  waiting=waiting.describe(),
                   reference=impls[0], flops=flops, matmul_gflops=rate, floor_s=flops / (rate * 1e9),
                   other_load=load.fraction, impls={}, timed=timed)
     for impl, (median, ratios) in timed.items():
@@ -140,7 +142,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     impls = usable(args.impls)
-    print(f"threads {threads()}; ratios to {impls[0]} (median, p25-p75 of per-round ratios); floor = FLOPs / "
+    print(f"threads {threads()}, {waiting.describe()}; ratios to {impls[0]} (median, p25-p75 of per-round ratios); floor = FLOPs / "
           f"matmul rate measured before each row")
     rows = []
     for name in args.config:

@@ -15,8 +15,9 @@ import pstats
 import sys
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as bench.py
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the e2e package
+
+from e2e import waiting  # noqa: E402, F401  (first: the thread settings bench.py runs with)
 
 import numpy as np  # noqa: E402
 
