@@ -14,10 +14,11 @@ The timed models start from the same weights (copied from pyddpm's). Both sides 
 of threads (OMP_NUM_THREADS, else every core: OpenBLAS and OpenMP for pyddpm, torch.set_num_threads for
 PyTorch), thread pools that sleep rather than spin between calls (waiting.py: without that, pyddpm's
 OpenBLAS threads spin into PyTorch's turn and slow it down by half) and, being one process, the same
-allocator (glibc malloc and its environment). Peak memory comes from a fresh process per implementation (memory.py); the floor
-is FLOPs / measured matmul rate (floor.py). Each row also says how much of the machine other processes
-used while it was timed (load.py): interleaving does not protect a ratio against a competing process,
-which slows pyddpm (OpenBLAS's thread pool) several times more than PyTorch; rerun rows that show load.
+allocator (glibc malloc and its environment). Peak memory comes from a fresh process per implementation
+(memory.py); the floor is FLOPs / measured matmul rate (floor.py). Each row also says how much of the
+machine other processes used while it was timed (load.py): interleaving does not protect a ratio against
+a competing process, which slows pyddpm (OpenBLAS's thread pool) several times more than PyTorch; rerun
+rows that show load.
 
 Importable: with benchmarks/ on sys.path, ``from e2e.bench import bench``; import it (or e2e.waiting)
 before NumPy for the thread settings to take effect (the result's "waiting" says what was in force).
@@ -70,7 +71,8 @@ def bench(config, what="train", repeats=None, impls=IMPLS, warmup=None, check=Tr
     """Time one configuration's "train" or "sample" step on each implementation, interleaved.
 
     config: a name in CONFIGS ("A", "B", "C") or a Config. Returns a dict:
-      config, what, batch, threads, waiting (thread-pool settings, waiting.py); reference: the implementation ratios are taken to (torch if present);
+      config, what, batch, threads, waiting (thread-pool settings, waiting.py);
+      reference: the implementation the ratios are taken to (torch if present);
       flops; matmul_gflops: ``rate``, else measured just before timing; floor_s: flops / rate;
       other_load: the share of all cores that other processes used while timing (load.py);
       impls: {name: {median_s, ratio_p25, ratio_p50, ratio_p75, and with ``memory`` peak_mib,
@@ -142,8 +144,8 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     impls = usable(args.impls)
-    print(f"threads {threads()}, {waiting.describe()}; ratios to {impls[0]} (median, p25-p75 of per-round ratios); floor = FLOPs / "
-          f"matmul rate measured before each row")
+    print(f"threads {threads()}, {waiting.describe()}; ratios to {impls[0]} (median, p25-p75 of per-round "
+          f"ratios); floor = FLOPs / matmul rate measured before each row")
     rows = []
     for name in args.config:
         for what in args.what:

@@ -30,7 +30,8 @@ class PyddpmRunner:
                               ema_decay=EMA_DECAY, timesteps=TIMESTEPS, seed=seed, backend=backend,
                               out=f"{tmp}/run")
             self.trainer = Trainer(cfg, log=lambda *_: None)
-        self.model, self.ema_model, self.diffusion = self.trainer.model, self.trainer.ema_model, self.trainer.diffusion
+        self.model, self.ema_model = self.trainer.model, self.trainer.ema_model
+        self.diffusion = self.trainer.diffusion
         self.rng = np.random.default_rng(seed + 1)
         self.sample_shape = (config.sample_batch, *images.shape[1:])
         self.x = self.rng.standard_normal(self.sample_shape).astype(np.float32)
