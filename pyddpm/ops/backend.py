@@ -7,14 +7,8 @@ extension is built, else numpy, and says which once); each kernel's dispatch fun
 """
 
 import importlib
-import os
 import sys
 
-# OpenMP threads that spin while waiting steal a core from OpenBLAS (and from each other) on a 2-core
-# machine: a kernel issued right after a NumPy matmul then runs several times slower. Sleeping waiters
-# cost a few microseconds per parallel region instead. libgomp reads this when _cpu first loads it;
-# a value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 BACKENDS = ("numpy", "cpu", "cuda")
 _current = "numpy"
