@@ -17,7 +17,10 @@ def clip_grad_norm(params, max_norm):
     """
     grads = [p.grad for p in params if p.grad is not None]
     xp = array_module(*grads)
-    total = xp.sqrt(sum((g.astype(xp.float64) ** 2).sum() for g in grads))
+    # Each tensor's sum of squares as a (1, n) @ (n, 1) BLAS product (no temporary, and a 0-d array, not a
+    # host scalar, on every array library), summed in float64.
+    rows = [g.reshape(1, -1) for g in grads]
+    total = xp.sqrt(sum((r @ r.T).astype(xp.float64) for r in rows)).reshape(())
     if max_norm is not None:
         scale = xp.minimum(1.0, max_norm / (total + 1e-6))
         for g in grads:
