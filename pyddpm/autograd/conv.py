@@ -65,9 +65,17 @@ def _same_rows(x, w2, k, padding):
     def backward(g, need_x, need_w):
         g_rows = nchw_to_rows(array_module(g).ascontiguousarray(g), padding)
         dx = col2im_rows(w2.T @ g_rows, x.shape, k, padding) if need_x else None
-        dw = g_rows @ cols.T if need_w else None
+        dw = _weight_grad(g_rows, cols) if need_w else None
         return dx, dw
     return rows_to_nchw(w2 @ cols, B, H, W, padding), backward
+
+
+def _weight_grad(g_rows, cols):
+    """dW = g_rows (C_out, N) @ cols^T (N, K). When the pixel axis N is much longer than K, BLAS runs the
+    transposed product (cols @ g_rows^T)^T 1.1-1.8x faster on this machine's shapes (and slower when it is
+    not: benchmarks/RESULTS.md), so the product is taken the way round that suits it."""
+    K, N = cols.shape
+    return (cols @ g_rows.T).T if N > 2 * K else g_rows @ cols.T
 
 
 def _general(x, w2, k, stride, padding):
