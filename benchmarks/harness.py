@@ -4,7 +4,7 @@ A Case is one kernel at one shape: its implementations (zero-argument callables 
 tuple of arrays, NumPy or torch), the one whose outputs are the truth, a tolerance, and the bytes the
 fused kernel must move. run_cases checks every implementation against the reference before it times
 anything, then times them interleaved (A B A B ...) so drift of the machine's speed hits all alike, with
-a copy of the same number of bytes (np.copyto, "copy") timed in the same rounds as a bandwidth yardstick.
+a copy of the same number of bytes ("copy", machine.fastest_copy) timed in the same rounds as a yardstick.
 Each row: the median time, the ratio to a baseline taken round by round (median, p25-p75), the achieved
 GB/s = bytes_moved / median, that as a % of the machine's copy bandwidth (benchmarks/machine.py) and as a
 % of the interleaved same-size copy's, and GFLOP/s where the case counts flops.
@@ -99,13 +99,6 @@ def format_row(label, results):
     return f"{label:<44} " + "  ".join(cells)
 
 
-def copy_of(nbytes):
-    """A zero-argument np.copyto moving nbytes in all (nbytes / 2 read, nbytes / 2 written)."""
-    src = np.ones(max(nbytes // 8, 1), np.float32)
-    dst = np.zeros_like(src)
-    return lambda: np.copyto(dst, src)
-
-
 def run_cases(cases, repeats=20, impls=None, baseline=None, warmup=3):
     """Check, then time each case; one row (a dict) per implementation, plus one for the same-size copy.
 
@@ -116,7 +109,7 @@ def run_cases(cases, repeats=20, impls=None, baseline=None, warmup=3):
     for case in cases:
         check_case(case, impls)
         fns = {n: fn for n, fn in case.impls.items() if impls is None or n in impls}
-        fns["copy"] = copy_of(case.bytes_moved)
+        fns["copy"] = machine.fastest_copy(case.bytes_moved)
         times = time_rounds(fns, repeats, warmup)
         base = next(b for b in (baseline, "torch", case.reference, *fns) if b in fns)
         for name, ts in times.items():
