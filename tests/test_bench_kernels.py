@@ -1,0 +1,55 @@
+"""The kernel microbenchmarks' correctness checks, at small sizes: a fast but wrong implementation fails here
+before any table could report it. Every script in benchmarks/kernels/ is run through the harness's check
+(every impl against the case's reference; no timing), torch's impls included when torch is installed.
+"""
+
+import importlib.util
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = sorted((BENCHMARKS / "kernels").glob("*.py"))
+sys.path.insert(0, str(BENCHMARKS))  # the scripts import the shared harness as a top-level module
+
+import harness  # noqa: E402
+
+
+def load(script):
+    spec = importlib.util.spec_from_file_location(f"bench_kernels_{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_kernel_has_a_script():
+    assert {s.stem for s in SCRIPTS} >= {"group_norm", "attention", "q_sample", "p_sample_step",
+                                         "discretized_gaussian_log_likelihood", "normal_kl", "im2col"}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.stem)
+def test_every_impl_agrees_with_the_reference(script):
+    cases = list(load(script).cases(small=True))  # all built before any runs: each keeps its own arrays
+    assert cases
+    for case in cases:
+        assert case.reference in case.impls and len(case.impls) > 1 and case.bytes_moved > 0
+        harness.check_case(case)
+
+
+def test_torch_impls_are_checked():
+    torch = pytest.importorskip("torch", reason="torch not installed: the torch impls go unchecked (optional)")
+    assert harness.torch_or_none() is torch
+    for script in SCRIPTS:
+        assert all("torch" in case.impls for case in load(script).cases(small=True)), script.stem
+
+
+def test_the_check_catches_a_wrong_impl():
+    x = np.arange(6, dtype=np.float32)
+    case = harness.Case("doubling", "test", {"numpy": lambda: 2 * x, "fast": lambda: 2 * x + 1e-3},
+                        atol=1e-4, rtol=0.0, bytes_moved=8 * x.size)
+    with pytest.raises(AssertionError, match=r"doubling \[fast\]: output 0 differs"):
+        harness.check_case(case)
+    harness.check_case(case, impls=["numpy"])  # the reference alone agrees with itself
+
