@@ -1,14 +1,113 @@
 // GroupNorm (+ SiLU) on the CPU: OpenMP over (sample, group). The backward evaluates the SiLU derivative
 // once per element, keeps per-(sample, channel) partials of dgamma/dbeta and sums them over the batch in
-// a fixed order: deterministic, no atomics. Statistics are accumulated in double, two passes, whatever T is.
+// a fixed order: deterministic, no atomics.
+//
+// Sums (the statistics, and the backward's four) run in kLanes independent lanes of T, restarted every
+// kBlock elements and added into double lanes, then the lanes are added in a fixed order: vector adds
+// that do not wait on one another, each float lane summing kBlock / kLanes values before it reaches
+// double. The variance is two-pass, corrected for the rounding of the mean (Chan, Golub & LeVeque 1983):
+// var = (sum d^2 - (sum d)^2 / n) / n with d = x - mean.
 #include "cpu/group_norm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "kernels/group_norm.cuh"
 
+// GCC's -march=native keeps AVX-512 machines at 256-bit vectors; these loops are arithmetic-bound on
+// data in L1 (a (sample, group) is 4-16 KB), so full-width vectors cut both passes by a third (measured
+// 1 thread: fwd 0.95 -> 0.75 ms, bwd 1.67 -> 1.18 ms at (32, 128, 16, 16)). No effect without AVX-512.
+#pragma GCC target("prefer-vector-width=512")
 namespace pyddpm {
+namespace {
+
+constexpr long kLanes = 32;   // two 512-bit vectors of float
+constexpr long kBlock = 512;  // elements per float partial: 16 per lane
+
+// Sums of f(i) over i in [0, n) for K quantities at once: f(i, v) adds element i's terms to v[0..K).
+// Lanes as described above; the order depends on n only.
+template <typename T, int K, typename F>
+void lane_sums(long n, F f, double* out) {
+    double total[K][kLanes] = {};
+    for (long i0 = 0; i0 < n; i0 += kBlock) {
+        const long end = std::min(n, i0 + kBlock);
+        T acc[K][kLanes] = {};
+        long i = i0;
+        for (; i + kLanes <= end; i += kLanes) {
+#pragma omp simd
+            for (long l = 0; l < kLanes; ++l) f(i + l, acc, l);
+        }
+        for (long l = 0; i + l < end; ++l) f(i + l, acc, l);
+        for (int k = 0; k < K; ++k)
+#pragma omp simd
+            for (long l = 0; l < kLanes; ++l) total[k][l] += acc[k][l];
+    }
+    for (int k = 0; k < K; ++k) {
+        for (long w = kLanes / 2; w > 0; w /= 2)
+            for (long l = 0; l < w; ++l) total[k][l] += total[k][l + w];
+        out[k] = total[k][0];
+    }
+}
+
+template <typename T, bool kSilu>
+void forward_group(const T* xg, const T* gamma, const T* beta, T* yg, T* mean, T* rstd, long Cg, long HW,
+                   double eps) {
+    const long n = Cg * HW;
+    double s[2];
+    lane_sums<T, 1>(n, [&](long i, T (*acc)[kLanes], long l) { acc[0][l] += xg[i]; }, s);
+    const T m = T(s[0] / n);
+    lane_sums<T, 2>(n, [&](long i, T (*acc)[kLanes], long l) {
+        const T d = xg[i] - m;
+        acc[0][l] += d;
+        acc[1][l] += d * d;
+    }, s);
+    const double r = 1.0 / std::sqrt(std::max(0.0, s[1] - s[0] * s[0] / n) / n + eps);
+    *mean = m;
+    *rstd = T(r);
+    for (long c = 0; c < Cg; ++c) {
+        const T a = T(r * gamma[c]), bt = beta[c];
+        const T* xc = xg + c * HW;
+        T* yc = yg + c * HW;
+#pragma omp simd
+        for (long i = 0; i < HW; ++i) yc[i] = gn::forward(xc[i], m, a, bt, kSilu);
+    }
+}
+
+// Pass 1 of the backward for one (sample, group): dz parked in dxg, per-channel sums of dz and dz * xhat
+// into part_beta / part_gamma, and the group's means of dxhat and dxhat * xhat.
+template <typename T, bool kSilu>
+void backward_sums(const T* dyg, const T* xg, const T* gamma, const T* beta, T m, T r, T* dxg, double* part_gamma,
+                   double* part_beta, long Cg, long HW, T* mean_dxhat, T* mean_dxhat_xhat) {
+    double s_dxhat = 0.0, s_dxhat_xhat = 0.0;
+    for (long c = 0; c < Cg; ++c) {
+        const T gm = gamma[c], bt = beta[c];
+        const T* xc = xg + c * HW;
+        const T* dyc = dyg + c * HW;
+        T* dzc = dxg + c * HW;
+        double s[4];
+        lane_sums<T, 4>(HW, [&](long i, T (*acc)[kLanes], long l) {
+            const T xhat = (xc[i] - m) * r;
+            const T d = gn::dz(dyc[i], xhat, gm, bt, kSilu);
+            // Sum the same rounded dxhat that pass 2 uses: with a large rstd (a one-element group),
+            // a mean of differently rounded values would not cancel against it.
+            const T dxhat = gn::dxhat(d, gm);
+            dzc[i] = d;
+            acc[0][l] += d;
+            acc[1][l] += d * xhat;
+            acc[2][l] += dxhat;
+            acc[3][l] += dxhat * xhat;
+        }, s);
+        part_beta[c] = s[0];
+        part_gamma[c] = s[1];
+        s_dxhat += s[2];
+        s_dxhat_xhat += s[3];
+    }
+    *mean_dxhat = T(s_dxhat / (Cg * HW));
+    *mean_dxhat_xhat = T(s_dxhat_xhat / (Cg * HW));
+}
+
+}  // namespace
 
 template <typename T>
 void group_norm_forward_cpu(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd, long B,
@@ -16,28 +115,9 @@ void group_norm_forward_cpu(const T* x, const T* gamma, const T* beta, T* y, T* 
     const long Cg = C / G, n = Cg * HW;
 #pragma omp parallel for schedule(static)
     for (long bg = 0; bg < B * G; ++bg) {
-        const T* xg = x + bg * n;
-        double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-        for (long i = 0; i < n; ++i) sum += xg[i];
-        const double m = sum / n;
-        double sq = 0.0;
-#pragma omp simd reduction(+ : sq)
-        for (long i = 0; i < n; ++i) {
-            const double d = xg[i] - m;
-            sq += d * d;
-        }
-        const double r = 1.0 / std::sqrt(sq / n + eps);
-        mean[bg] = T(m);
-        rstd[bg] = T(r);
-        const long g = bg % G;
-        T* yg = y + bg * n;
-        for (long c = 0; c < Cg; ++c) {
-            const long ch = g * Cg + c;
-            const T a = T(r * gamma[ch]), mt = T(m);
-#pragma omp simd
-            for (long i = c * HW; i < (c + 1) * HW; ++i) yg[i] = gn::forward(xg[i], mt, a, beta[ch], silu);
-        }
+        const long c0 = bg % G * Cg;
+        (silu ? forward_group<T, true> : forward_group<T, false>)(x + bg * n, gamma + c0, beta + c0, y + bg * n,
+                                                                  mean + bg, rstd + bg, Cg, HW, eps);
     }
 }
 
@@ -50,41 +130,24 @@ void group_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* b
     std::vector<double> part_gamma(B * C), part_beta(B * C);
 #pragma omp parallel for schedule(static)
     for (long bg = 0; bg < B * G; ++bg) {
-        const long b = bg / G, g = bg % G;
+        const long c0 = bg / G * C + bg % G * Cg, g0 = bg % G * Cg;
         const T m = mean[bg], r = rstd[bg];
         const T* xg = x + bg * n;
-        const T* dyg = dy + bg * n;
         T* dxg = dx + bg * n;
-        // Pass 1: dz once per element (the SiLU derivative is the costly part), parked in dx.
-        double s_dxhat = 0.0, s_dxhat_xhat = 0.0;
-        for (long c = 0; c < Cg; ++c) {
-            const long ch = g * Cg + c;
-            const T gm = gamma[ch], bt = beta[ch];
-            double s_dz = 0.0, s_dz_xhat = 0.0;
-#pragma omp simd reduction(+ : s_dz, s_dz_xhat, s_dxhat, s_dxhat_xhat)
-            for (long i = c * HW; i < (c + 1) * HW; ++i) {
-                const T xhat = (xg[i] - m) * r;
-                const T d = gn::dz(dyg[i], xhat, gm, bt, silu);
-                // Sum the same rounded dxhat that pass 2 uses: with a large rstd (a one-element group),
-                // a mean of differently rounded values would not cancel against it.
-                const T dxhat = gn::dxhat(d, gm);
-                dxg[i] = d;
-                s_dz += d;
-                s_dz_xhat += double(d) * xhat;
-                s_dxhat += dxhat;
-                s_dxhat_xhat += double(dxhat) * xhat;
-            }
-            part_beta[b * C + ch] = s_dz;
-            part_gamma[b * C + ch] = s_dz_xhat;
-        }
+        T mean_dxhat, mean_dxhat_xhat;
+        (silu ? backward_sums<T, true> : backward_sums<T, false>)(dy + bg * n, xg, gamma + g0, beta + g0, m, r,
+                                                                  dxg, part_gamma.data() + c0,
+                                                                  part_beta.data() + c0, Cg, HW, &mean_dxhat,
+                                                                  &mean_dxhat_xhat);
         // Pass 2: dx from dz in place.
-        const T mean_dxhat = T(s_dxhat / n), mean_dxhat_xhat = T(s_dxhat_xhat / n);
         for (long c = 0; c < Cg; ++c) {
-            const T gm = gamma[g * Cg + c];
+            const T gm = gamma[g0 + c];
+            const T* xc = xg + c * HW;
+            T* dxc = dxg + c * HW;
 #pragma omp simd
-            for (long i = c * HW; i < (c + 1) * HW; ++i) {
-                const T xhat = (xg[i] - m) * r;
-                dxg[i] = gn::dx(gn::dxhat(dxg[i], gm), xhat, r, mean_dxhat, mean_dxhat_xhat);
+            for (long i = 0; i < HW; ++i) {
+                const T xhat = (xc[i] - m) * r;
+                dxc[i] = gn::dx(gn::dxhat(dxc[i], gm), xhat, r, mean_dxhat, mean_dxhat_xhat);
             }
         }
     }
