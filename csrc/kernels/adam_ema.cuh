@@ -9,8 +9,9 @@
 //     ema = d ema + (1 - d) p                         with the new p
 // The scalars arrive in double and are rounded once to T, as NumPy does with the Python floats of the plain
 // path (pyddpm/train/optim.py). Every product is rounded on its own (mul_rn; the CPU build has
-// -ffp-contract=off) and sqrt and the division are correctly rounded on both sides, so each backend gives
-// the plain path's numbers bit for bit, in the same order of operations.
+// -ffp-contract=off) and sqrt and the division are correctly rounded (nvcc's defaults -prec-div and
+// -prec-sqrt; never -use_fast_math), in the plain path's order, so a backend gives its numbers bit for bit:
+// checked on the CPU and under the CUDA emulation (a GPU has not run it yet).
 #pragma once
 
 #include "common.cuh"

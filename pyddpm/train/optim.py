@@ -99,7 +99,7 @@ def adam_ema_step(opt, ema, lr=None, backend=None):
     """opt.step(lr) then ema.update(), for an EMA of opt's parameters (in the same order).
 
     On the cpu and cuda backends each parameter with a gradient takes one fused pass (pyddpm.ops.adam_ema)
-    that gives the plain path's numbers bit for bit; on numpy it is the plain path itself.
+    that gives the plain path's numbers bit for bit (tests/test_train.py); on numpy it is the plain path.
     """
     if resolve(backend) == "numpy":
         opt.step(lr)
