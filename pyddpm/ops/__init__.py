@@ -37,4 +37,5 @@ from pyddpm.ops.p_sample_step import p_sample_step  # noqa: E402
 from pyddpm.ops.q_sample import q_sample  # noqa: E402
 
 __all__ = ["array_module", "to_host", "group_norm", "group_norm_backward", "attention", "attention_backward", "q_sample",
-           "p_sample_step", "discretized_gaussian_log_likelihood", "normal_kl", "adam_ema"]
+           "p_sample_step", "discretized_gaussian_log_likelihood", "normal_kl",
+           "adam_ema"]
