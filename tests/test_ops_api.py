@@ -7,7 +7,7 @@ import pyddpm.ops as ops
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 
 NAMES = ["group_norm", "group_norm_backward", "attention", "attention_backward", "q_sample", "p_sample_step",
-         "discretized_gaussian_log_likelihood", "normal_kl"]
+         "discretized_gaussian_log_likelihood", "normal_kl", "adam_ema"]
 
 
 @pytest.mark.parametrize("name", NAMES)

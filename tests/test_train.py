@@ -13,7 +13,7 @@ from pyddpm import sample as sample_cli
 from pyddpm.train import Trainer, TrainingError, preset_config, train
 from pyddpm.train import __main__ as train_cli
 from pyddpm.train.checkpoint import load_checkpoint
-from pyddpm.train.optim import EMA, Adam, clip_grad_norm
+from pyddpm.train.optim import EMA, Adam, adam_ema_step, clip_grad_norm
 from pyddpm.nn import Parameter
 
 
@@ -92,12 +92,12 @@ def test_interrupt_during_update_is_applied_whole(tmp_path):
     """A Ctrl-C inside the optimizer update waits until the update (and the step count) is complete."""
     cfg = tiny(tmp_path, steps=50, sample_every=0, ckpt_every=1000, n_samples=1)
     trainer = Trainer(cfg, log=lambda *_: None)
-    real_update = trainer.ema.update
+    real_advance = trainer.ema.advance  # called mid-update by the plain and the fused path alike
 
-    def update_with_interrupt():
+    def advance_with_interrupt():
         os.kill(os.getpid(), signal.SIGINT)
-        real_update()
-    trainer.ema.update = update_with_interrupt
+        return real_advance()
+    trainer.ema.advance = advance_with_interrupt
     with pytest.raises(KeyboardInterrupt):
         trainer.run()
     _, meta = load_checkpoint(tmp_path / "run")
@@ -159,6 +159,34 @@ def test_clip_and_ema():
     np.testing.assert_allclose(e.data, [0.9])
     ema.update()  # then min(0.9999, 2/11)
     np.testing.assert_allclose(e.data, [0.9 * 2 / 11 + 9 / 11])
+
+
+@pytest.mark.skipif(not __import__("pyddpm.ops.backend", fromlist=["available"]).available("cpu"),
+                    reason="pyddpm._cpu is not built (pip install -e .)")
+def test_fused_update_is_the_plain_update(tmp_path):
+    """adam_ema_step on the cpu backend (one fused pass per tensor) gives the numbers of Adam.step then
+    EMA.update bit for bit, on the tiny U-Net's real gradients, with a parameter that has no gradient (its
+    EMA is still updated) and the same step and update counts after."""
+    trainer = Trainer(tiny(tmp_path, backend="cpu", lr=1e-3, warmup=0), log=lambda *_: None)
+    for _ in range(2):
+        trainer.train_step()  # moments and EMA away from their initial values
+    x0, t, noise = trainer.batch()
+    trainer.model.zero_grad()
+    trainer.diffusion.training_losses(trainer.model, x0, t, noise)["loss"].mean().backward()
+    trainer.params[0].grad = None
+    opt, ema = trainer.opt, trainer.ema
+    state = [p.data for p in opt.params] + opt.m + opt.v + [e.data for e in ema.ema_params]
+    before = [a.copy() for a in state]
+    adam_ema_step(opt, ema, lr=1e-3, backend="cpu")
+    fused, counts = [a.copy() for a in state], (opt.t, ema.num_updates)
+    for a, b in zip(state, before):
+        a[...] = b
+    opt.t, ema.num_updates = opt.t - 1, ema.num_updates - 1
+    adam_ema_step(opt, ema, lr=1e-3, backend="numpy")
+    assert (opt.t, ema.num_updates) == counts == (3, 3)
+    assert sum(not np.array_equal(a, b) for a, b in zip(state, before)) == len(state) - 3  # p[0] and its m, v stay
+    for i, (a, b) in enumerate(zip(fused, state)):
+        np.testing.assert_array_equal(a, b, err_msg=f"state array {i}")
 
 
 @pytest.mark.skipif(not __import__("pyddpm.ops.backend", fromlist=["available"]).available("cpu"),

@@ -88,6 +88,8 @@ PYDDPM_HD float exp(float x) { return ::expf(x); }
 PYDDPM_HD double exp(double x) { return ::exp(x); }
 PYDDPM_HD float expm1(float x) { return ::expm1f(x); }
 PYDDPM_HD double expm1(double x) { return ::expm1(x); }
+PYDDPM_HD float sqrt(float x) { return ::sqrtf(x); }
+PYDDPM_HD double sqrt(double x) { return ::sqrt(x); }
 }  // namespace math
 
 // exp to 0.7 ulp (measured over 5e7 random x in [-30, 30]), the same code on host and device. The

@@ -28,6 +28,7 @@ def to_host(a):
 # The kernels, callable as pyddpm.ops.<name>(..., backend="numpy" | "cpu" | "cuda"). Each lives in the
 # module of its name (pyddpm/ops/<name>.py, beside its NumPy reference); the function bound here takes
 # that name in the package. Imported last: the modules import array_module from here.
+from pyddpm.ops.adam_ema import adam_ema  # noqa: E402
 from pyddpm.ops.attention import attention, attention_backward  # noqa: E402
 from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood  # noqa: E402
 from pyddpm.ops.group_norm import group_norm, group_norm_backward  # noqa: E402
@@ -36,4 +37,5 @@ from pyddpm.ops.p_sample_step import p_sample_step  # noqa: E402
 from pyddpm.ops.q_sample import q_sample  # noqa: E402
 
 __all__ = ["array_module", "to_host", "group_norm", "group_norm_backward", "attention", "attention_backward", "q_sample",
-           "p_sample_step", "discretized_gaussian_log_likelihood", "normal_kl"]
+           "p_sample_step", "discretized_gaussian_log_likelihood", "normal_kl",
+           "adam_ema"]

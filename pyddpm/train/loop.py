@@ -27,7 +27,7 @@ from pyddpm.train.builders import build_diffusion, build_model, load_split, mode
 from pyddpm.train.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from pyddpm.train.config import TrainConfig
 from pyddpm.train.logger import RunLog
-from pyddpm.train.optim import EMA, Adam, clip_grad_norm, warmup_lr
+from pyddpm.train.optim import EMA, Adam, adam_ema_step, clip_grad_norm, warmup_lr
 
 
 class TrainingError(RuntimeError):
@@ -95,8 +95,7 @@ class Trainer:
         loss.backward()
         with deferred_interrupt():
             grad_norm = clip_grad_norm(self.params, self.cfg.grad_clip)
-            self.opt.step(lr=warmup_lr(self.step + 1, self.cfg.lr, self.cfg.warmup))
-            self.ema.update()
+            adam_ema_step(self.opt, self.ema, lr=warmup_lr(self.step + 1, self.cfg.lr, self.cfg.warmup))
             self.step += 1
         self.pending.append((self.step, loss.data, grad_norm))
         return loss.data, grad_norm

@@ -1,11 +1,15 @@
 """Adam, global-norm gradient clipping, linear warm-up and the EMA of the weights (App. B, Ho et al. 2020).
 
 All updates are in place on the parameters' arrays, so no step allocates a second copy of the model.
+Adam.step and EMA.update are the plain path (NumPy, the numpy backend's); adam_ema_step does both in one
+fused pass per tensor on the cpu and cuda backends, with the same numbers.
 """
 
 import math
 
 from pyddpm.ops import array_module
+from pyddpm.ops.adam_ema import adam_ema
+from pyddpm.ops.backend import resolve
 
 
 def clip_grad_norm(params, max_norm):
@@ -43,12 +47,17 @@ class Adam:
         self.v = [p.xp.zeros_like(p.data) for p in self.params]
         self.t = 0
 
-    def step(self, lr=None):
+    def advance(self, lr=None):
+        """Count one more step t; return its (step_size, eps_hat), both bias corrections folded in."""
         lr = self.lr if lr is None else lr
         self.t += 1
         # Fold both bias corrections into one scalar step size: lr * sqrt(1 - b2^t) / (1 - b1^t).
         step_size = lr * math.sqrt(1.0 - self.beta2 ** self.t) / (1.0 - self.beta1 ** self.t)
         eps_hat = self.eps * math.sqrt(1.0 - self.beta2 ** self.t)
+        return step_size, eps_hat
+
+    def step(self, lr=None):
+        step_size, eps_hat = self.advance(lr)
         for p, m, v in zip(self.params, self.m, self.v):
             if p.grad is None:
                 continue
@@ -71,9 +80,41 @@ class EMA:
         self.params, self.ema_params, self.decay = list(params), list(ema_params), decay
         self.num_updates = 0
 
-    def update(self):
+    def advance(self):
+        """Count one more update; return its decay."""
         d = min(self.decay, (1.0 + self.num_updates) / (10.0 + self.num_updates))
         self.num_updates += 1
+        return d
+
+    def update(self):
+        d = self.advance()
         for p, e in zip(self.params, self.ema_params):
-            e.data *= e.dtype.type(d)
-            e.data += e.dtype.type(1.0 - d) * p.data
+            average(e, p, d)
+
+
+def average(e, p, d):
+    """e <- d e + (1 - d) p, in place on the EMA parameter e."""
+    e.data *= e.dtype.type(d)
+    e.data += e.dtype.type(1.0 - d) * p.data
+
+
+def adam_ema_step(opt, ema, lr=None, backend=None):
+    """opt.step(lr) then ema.update(), for an EMA of opt's parameters (in the same order).
+
+    On the cpu and cuda backends each parameter with a gradient takes one fused pass (pyddpm.ops.adam_ema)
+    that gives the plain path's numbers bit for bit (tests/test_train.py); on numpy it is the plain path.
+    """
+    if resolve(backend) == "numpy":
+        opt.step(lr)
+        ema.update()
+        return
+    if len(opt.params) != len(ema.params) or any(a is not b for a, b in zip(opt.params, ema.params)):
+        raise ValueError("adam_ema_step: the EMA must average the optimiser's parameters, in its order")
+    step_size, eps_hat = opt.advance(lr)
+    d = ema.advance()
+    for p, m, v, e in zip(opt.params, opt.m, opt.v, ema.ema_params):
+        if p.grad is None:
+            average(e, p, d)
+            continue
+        g = p.xp.ascontiguousarray(p.grad)  # the kernels take contiguous arrays; a backward may give a view
+        adam_ema(p.data, g, m, v, e.data, step_size, eps_hat, opt.beta1, opt.beta2, d, backend=backend)

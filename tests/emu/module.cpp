@@ -2,6 +2,7 @@
 // (csrc/emu), and the planted-bug kernels of planted.cu. Adding a kernel file to csrc/cuda: one bind()
 // line per launcher here, and its tests in tests/emu/.
 #include "checked.h"
+#include "cuda/adam_ema.h"
 #include "cuda/attention.h"
 #include "cuda/group_norm.h"
 #include "cuda/im2col.h"
@@ -31,6 +32,7 @@ PYBIND11_MODULE(_cuda_emu, m) {
     bind(m, "p_sample_step_cuda", &pyddpm::p_sample_step_cuda);
     bind(m, "discretized_gaussian_log_likelihood_cuda", &pyddpm::discretized_gaussian_log_likelihood_cuda);
     bind(m, "normal_kl_cuda", &pyddpm::normal_kl_cuda);
+    bind(m, "adam_ema_cuda", &pyddpm::adam_ema_cuda);
     bind(m, "im2col_cuda", &pyddpm::im2col_cuda);
     bind(m, "col2im_cuda", &pyddpm::col2im_cuda);
     bind(m, "im2col_rows_cuda", &pyddpm::im2col_rows_cuda);
