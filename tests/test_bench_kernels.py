@@ -3,7 +3,6 @@ before any table could report it. Every script in benchmarks/kernels/ is run thr
 (every impl against the case's reference; no timing), torch's impls included when torch is installed.
 """
 
-import importlib.util
 import pathlib
 import sys
 
@@ -15,13 +14,10 @@ SCRIPTS = sorted((BENCHMARKS / "kernels").glob("*.py"))
 sys.path.insert(0, str(BENCHMARKS))  # the scripts import the shared harness as a top-level module
 
 import harness  # noqa: E402
+from pyddpm.bench import load_script  # noqa: E402
 
 
-def load(script):
-    spec = importlib.util.spec_from_file_location(f"bench_kernels_{script.stem}", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+load = load_script  # benchmarks/ is a folder of scripts: pyddpm.bench imports them by path
 
 
 def test_every_kernel_has_a_script():
