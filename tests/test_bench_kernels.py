@@ -17,8 +17,6 @@ import harness  # noqa: E402
 from pyddpm.bench import load_script  # noqa: E402
 
 
-load = load_script  # benchmarks/ is a folder of scripts: pyddpm.bench imports them by path
-
 
 def test_every_kernel_has_a_script():
     assert {s.stem for s in SCRIPTS} >= {"group_norm", "attention", "q_sample", "p_sample_step",
@@ -27,7 +25,7 @@ def test_every_kernel_has_a_script():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.stem)
 def test_every_impl_agrees_with_the_reference(script):
-    cases = list(load(script).cases(small=True))  # all built before any runs: each keeps its own arrays
+    cases = list(load_script(script).cases(small=True))  # all built before any runs: each keeps its own arrays
     assert cases
     for case in cases:
         assert case.reference in case.impls and len(case.impls) > 1 and case.bytes_moved > 0
@@ -38,7 +36,7 @@ def test_torch_impls_are_checked():
     torch = pytest.importorskip("torch", reason="torch not installed: the torch impls go unchecked (optional)")
     assert harness.torch_or_none() is torch
     for script in SCRIPTS:
-        assert all("torch" in case.impls for case in load(script).cases(small=True)), script.stem
+        assert all("torch" in case.impls for case in load_script(script).cases(small=True)), script.stem
 
 
 def test_the_check_catches_a_wrong_impl():
