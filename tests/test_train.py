@@ -71,6 +71,16 @@ def test_resume_is_exact(tmp_path):
     assert [json.loads(x)["loss"] for x in log_a] == [json.loads(x)["loss"] for x in log_b]
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal, even where this process was started with SIGINT
+    ignored (a shell's background job): Python then never installs its handler."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     cfg = tiny(tmp_path, steps=50, sample_every=0, ckpt_every=1000, n_samples=1)
     trainer = Trainer(cfg, log=lambda *_: None)
@@ -88,6 +98,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     assert meta["step"] == 4
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_interrupt_during_update_is_applied_whole(tmp_path):
     """A Ctrl-C inside the optimizer update waits until the update (and the step count) is complete."""
     cfg = tiny(tmp_path, steps=50, sample_every=0, ckpt_every=1000, n_samples=1)
