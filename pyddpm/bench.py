@@ -17,6 +17,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 KERNELS = ("group_norm", "attention", "q_sample", "p_sample_step", "discretized_gaussian_log_likelihood",
            "normal_kl", "im2col")
@@ -38,26 +40,30 @@ def torch_installed():
     return True
 
 
-def kernel_rows(names, small, repeats):
+def kernel_rows(names, small, repeats, bar):
     """One row per (case, implementation) of the named kernels' scripts."""
     from harness import run_cases  # benchmarks/harness.py, on sys.path once main() ran
     rows = []
     for name in names:
+        bar.set_description(name)
         script = load_script(BENCHMARKS / "kernels" / f"{name}.py")
         for case in script.cases(small=small):
             for r in run_cases([case], repeats):
                 ratio = f"{r['ratio']:.2f} ({r['ratio_p25']:.2f}-{r['ratio_p75']:.2f}) x {r['baseline']}"
                 rows.append((r["case"], r["impl"], r["median_s"], ratio, f"{r['pct_copy_interleaved']:.0f}% copy"))
+        bar.update()
     return rows
 
 
-def e2e_rows(configs, whats, repeats, memory):
+def e2e_rows(configs, whats, repeats, memory, bar):
     """One row per (configuration, step, implementation) of benchmarks/e2e."""
     from e2e.bench import bench  # benchmarks/e2e, on sys.path once main() ran
     rows = []
     for config in configs:
         for what in whats:
+            bar.set_description(f"{config} {what}")
             r = bench(config, what, repeats, memory=memory, check=True)
+            bar.update()
             for impl, e in r["impls"].items():
                 ratio = f"{e['ratio_p50']:.2f} ({e['ratio_p25']:.2f}-{e['ratio_p75']:.2f}) x {r['reference']}"
                 extra = f"floor {r['floor_s'] * 1e3:.0f} ms, other load {100 * r['other_load']:.0f}%"
@@ -100,8 +106,9 @@ def main(argv=None):
     print(describe())
     if not torch_installed():
         print("skipped: every PyTorch comparison (torch is not installed; pip install torch==2.13.0 adds them)")
-    rows = kernel_rows(kernels, args.small, args.repeats or 20)
-    rows += e2e_rows(configs, args.what, args.repeats, memory=not args.no_memory)
+    with tqdm(total=len(kernels) + len(configs) * len(args.what), unit="benchmark", file=sys.stderr) as bar:
+        rows = kernel_rows(kernels, args.small, args.repeats or 20, bar)
+        rows += e2e_rows(configs, args.what, args.repeats, not args.no_memory, bar)
     print()
     print_table(rows)
     return 0
