@@ -1,7 +1,8 @@
 """The GPU suite: the real pyddpm._cuda kernels and the CuPy training path, on a machine with a GPU.
 
 Run it there with
-    PYDDPM_CUDA=1 pip install -e ".[test]"   (needs nvcc and the CuPy wheel for the CUDA version: cupy-cuda12x or cupy-cuda13x)
+    PYDDPM_CUDA=1 pip install -e ".[test]"   (needs nvcc, and the CuPy wheel of the CUDA version:
+                                             cupy-cuda12x or cupy-cuda13x)
     python -m pytest -q tests/gpu tests -k "gpu or cuda"
 The second path also runs the kernel oracle tests of tests/test_kernels_*.py, whose "cuda" cases are the
 awkward-shape checks; this folder adds the U-Net-sized kernels and train / sample / evaluate end to end.
