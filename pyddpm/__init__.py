@@ -11,7 +11,8 @@ import os
 # (NumPy's matmul), which spins ~0.1 s after every call. Measured on the digits training step: 5-10%
 # faster with both asleep (benchmarks/RESULTS.md). Each library reads its variable when it loads, so this
 # must run before NumPy does (true for `python -m pyddpm...`); a value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # spin 2^4 cycles, then sleep
+THREAD_SETTINGS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}  # 4: spin 2^4 cycles
+for _name, _value in THREAD_SETTINGS.items():
+    os.environ.setdefault(_name, _value)
 
 __version__ = "0.1.0"

@@ -32,14 +32,6 @@ def load_script(path):
     return module
 
 
-def torch_installed():
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def kernel_rows(names, small, repeats, bar):
     """One row per (case, implementation) of the named kernels' scripts."""
     from harness import run_cases  # benchmarks/harness.py, on sys.path once main() ran
@@ -102,9 +94,9 @@ def main(argv=None):
 
     from machine import describe  # benchmarks/machine.py
     from harness import torch_or_none
-    torch_or_none()  # sets PyTorch's threads, or says it is skipped
+    torch = torch_or_none()  # sets PyTorch's threads, or says it is skipped
     print(describe())
-    if not torch_installed():
+    if torch is None:
         print("skipped: every PyTorch comparison (torch is not installed; pip install torch==2.13.0 adds them)")
     with tqdm(total=len(kernels) + len(configs) * len(args.what), unit="benchmark", file=sys.stderr) as bar:
         rows = kernel_rows(kernels, args.small, args.repeats or 20, bar)

@@ -12,11 +12,12 @@ was (False when NumPy was already loaded and the variables were not already set)
 import os
 import sys
 
-SETTINGS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}  # 2^4 cycles of spinning
+_numpy_loaded, _set_before = "numpy" in sys.modules, set(os.environ)
 
-applied = "numpy" not in sys.modules or all(k in os.environ for k in SETTINGS)
-for name, value in SETTINGS.items():
-    os.environ.setdefault(name, value)
+import pyddpm  # noqa: E402  (sets them, where the user did not, and imports nothing that reads them)
+
+SETTINGS = pyddpm.THREAD_SETTINGS
+applied = not _numpy_loaded or set(SETTINGS) <= _set_before
 
 
 def describe():

@@ -7,6 +7,8 @@ kernel tests (tests/test_kernels_*.py) scaled for the larger reductions.
 import numpy as np
 import pytest
 
+from kernels import to_backend
+
 from pyddpm import ops
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.ops.im2col import col2im_rows, im2col_rows
@@ -20,8 +22,7 @@ def randn(*shape, offset=0.0):
 
 
 def on_gpu(*arrays):
-    import cupy
-    return tuple(cupy.asarray(a) for a in arrays)
+    return to_backend("cuda", *arrays)
 
 
 def check(got, want, rtol, atol):
