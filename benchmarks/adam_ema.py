@@ -9,8 +9,8 @@ interleaved on one shared state (each call is a real step: t and the EMA's updat
 
 import argparse
 
+from harness import format_row, time_interleaved  # first: the thread settings, before NumPy
 import numpy as np
-from harness import format_row, time_interleaved
 
 from pyddpm.models.unet import UNet
 from pyddpm.nn import Parameter

@@ -10,6 +10,8 @@ GB/s = bytes_moved / median, that as a % of the machine's copy bandwidth (benchm
 % of the interleaved same-size copy's, and GFLOP/s where the case counts flops.
 """
 
+import waiting  # noqa: F401, I001  (first: the thread settings, before NumPy's OpenBLAS starts its threads)
+
 import argparse
 import dataclasses
 import functools
@@ -156,7 +158,6 @@ def print_traffic(models):
 @functools.cache
 def torch_or_none():
     """PyTorch set to pyddpm's thread count, or None after printing that it is skipped."""
-    import pyddpm.ops.backend  # noqa: F401  sets OMP_WAIT_POLICY before torch's OpenMP runtime loads
     try:
         import torch
     except ImportError:

@@ -10,6 +10,8 @@ matmul_rate: GFLOP/s of a float32 1024 x 1024 x 1024 np.matmul (2 n^3 flops), on
 Both are medians of repeated runs; they drift with the machine's speed like everything else here.
 """
 
+import waiting  # noqa: I001  (first: the thread settings, before NumPy loads)
+
 import concurrent.futures
 import functools
 import os
@@ -111,7 +113,7 @@ def torch_version():
 def describe():
     """One line naming the machine and libraries, then one with the two measured rates."""
     return (f"machine: {cpu_model()}, {os.cpu_count()} cores, {threads()} threads; numpy {np.__version__} "
-            f"(BLAS {blas()}); torch {torch_version()}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '-')}\n"
+            f"(BLAS {blas()}); torch {torch_version()}; {waiting.describe()}\n"
             f"measured: copy {copy_bandwidth():.1f} GB/s (np.copyto of 128 MiB, read + write bytes, the faster of "
             + ", ".join(f"{n} thread(s) {gbps:.1f}" for n, gbps in copy_bandwidths().items()) + "), "
             f"matmul {matmul_rate():.0f} GFLOP/s (float32 1024^3 np.matmul)")

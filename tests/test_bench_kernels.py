@@ -3,7 +3,9 @@ before any table could report it. Every script in benchmarks/kernels/ is run thr
 (every impl against the case's reference; no timing), torch's impls included when torch is installed.
 """
 
+import os
 import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -47,3 +49,25 @@ def test_the_check_catches_a_wrong_impl():
         harness.check_case(case)
     harness.check_case(case, impls=["numpy"])  # the reference alone agrees with itself
 
+
+
+SCRIPTS_THAT_TIME = [*SCRIPTS, BENCHMARKS / "adam_ema.py", BENCHMARKS / "machine.py",
+                     *(BENCHMARKS / "e2e" / f"{name}.py" for name in ("bench", "memory", "profile_step"))]
+
+
+@pytest.mark.parametrize("script", SCRIPTS_THAT_TIME, ids=lambda s: s.stem)
+def test_thread_settings_are_applied_before_numpy_loads(script):
+    """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, when NumPy loads it: a script that imports NumPy before
+    benchmarks/waiting.py leaves OpenBLAS's threads spinning into the next implementation's turn (it once
+    made PyTorch's attention look twice as slow as it is). Each script is imported in a fresh process whose
+    environment lacks the settings, the way a user runs it."""
+    code = ("import importlib.util, sys\n"
+            f"sys.path.insert(0, {str(BENCHMARKS)!r})\n"
+            f"spec = importlib.util.spec_from_file_location('script_under_test', {str(script)!r})\n"
+            "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+            "import waiting\n"
+            "print(waiting.applied)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "True", f"{script.name} loads NumPy before benchmarks/waiting.py"

@@ -20,7 +20,7 @@ machine other processes used while it was timed (load.py): interleaving does not
 a competing process, which slows pyddpm (OpenBLAS's thread pool) several times more than PyTorch; rerun
 rows that show load.
 
-Importable: with benchmarks/ on sys.path, ``from e2e.bench import bench``; import it (or e2e.waiting)
+Importable: with benchmarks/ on sys.path, ``from e2e.bench import bench``; import it (or waiting)
 before NumPy for the thread settings to take effect (the result's "waiting" says what was in force).
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: harness and the e2e package
 
-from e2e import waiting  # noqa: E402  (first: before NumPy and PyTorch start their thread pools)
+import waiting  # noqa: E402  (first: before NumPy and PyTorch start their thread pools)
 
 import numpy as np  # noqa: E402
 

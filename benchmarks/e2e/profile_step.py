@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the e2e package
 
-from e2e import waiting  # noqa: E402, F401  (first: the thread settings bench.py runs with)
+import waiting  # noqa: E402, F401  (first: the thread settings bench.py runs with)
 
 import numpy as np  # noqa: E402
 

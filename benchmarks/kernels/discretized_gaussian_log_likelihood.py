@@ -17,8 +17,8 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: the shared harness
 
+from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402  (first: the thread settings)
 import numpy as np  # noqa: E402
-from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402
 
 from pyddpm.likelihood import BIN_HALF_WIDTH, EDGE  # noqa: E402
 from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood  # noqa: E402

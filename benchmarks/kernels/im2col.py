@@ -17,8 +17,8 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: the shared harness
 
+from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402  (first: the thread settings)
 import numpy as np  # noqa: E402
-from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402
 
 from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, rows_to_nchw  # noqa: E402
 

@@ -15,8 +15,8 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: the shared harness
 
+from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402  (first: the thread settings)
 import numpy as np  # noqa: E402
-from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402
 
 from pyddpm.ops.normal_kl import normal_kl  # noqa: E402
 
