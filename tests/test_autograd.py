@@ -77,6 +77,54 @@ def test_conv2d_matches_direct_sum(k, stride, padding, bias, fast):
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.fixture
+def winograd_conv(monkeypatch):
+    """conv2d on the cpu backend with Winograd taken at any size, and a count of the times it was taken (a
+    test that silently fell back to the row layout would check nothing new)."""
+    from pyddpm.autograd import conv
+    from pyddpm.ops import backend
+    if not backend.available("cpu"):
+        pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
+    backend.set_backend("cpu")
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 1)
+    calls = []
+    real = conv._winograd
+    monkeypatch.setattr(conv, "_winograd", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 6), (1, 2, 1, 1), (1, 1, 4, 7)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_winograd(winograd_conv, shape, bias):
+    x, w = randn(*shape), randn(4, shape[1], 3, 3)
+    if bias:
+        check_grads(lambda x, w, b: ag.conv2d(x, w, b, 1, 1), x, w, randn(4))
+    else:
+        check_grads(lambda x, w: ag.conv2d(x, w, None, 1, 1), x, w)
+    assert winograd_conv
+
+
+def test_conv2d_winograd_matches_the_row_layout(winograd_conv):
+    x, w, b = randn(2, 3, 7, 5), randn(4, 3, 3, 3), randn(4)
+    out = ag.conv2d(x, w, b, 1, 1).data
+    assert winograd_conv
+    np.testing.assert_allclose(out, ag.conv2d(x, w, b, 1, 1, fast=False).data, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_takes_winograd_only_with_enough_tiles(monkeypatch):
+    from pyddpm.autograd import conv
+    from pyddpm.ops import backend
+    if not backend.available("cpu"):
+        pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
+    backend.set_backend("cpu")
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 8)
+    assert conv._use_winograd((2, 3, 4, 4), 3, 1, 1)  # 2 * 2 * 2 tiles
+    assert not conv._use_winograd((1, 3, 4, 4), 3, 1, 1)
+    assert not conv._use_winograd((2, 3, 8, 8), 3, 2, 1) and not conv._use_winograd((2, 3, 8, 8), 1, 1, 0)
+    backend.set_backend("numpy")  # the reference backend keeps the plain im2col path
+    assert not conv._use_winograd((2, 3, 8, 8), 3, 1, 1)
+
+
 @pytest.mark.parametrize("groups,silu", [(2, False), (2, True), (4, True), (1, False)])
 def test_group_norm(groups, silu):
     # An offset signal: the statistics must not lose the variance to cancellation.

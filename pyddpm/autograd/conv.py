@@ -4,10 +4,12 @@ Forward:  out = w.reshape(C_out, C*k*k) @ cols + bias,   cols = im2col(x)
 Backward: dw = dout @ cols^T,  dbias = sum(dout),  dx = col2im(w^T @ dout)
 Shapes: x (B, C, H, W), w (C_out, C, k, k), bias (C_out,), out (B, C_out, Ho, Wo).
 
-Three paths, one result (tests/test_autograd.py checks each against the direct sum):
+Four paths, one result (tests/test_autograd.py checks each against the direct sum):
 - 1x1, stride 1: x itself is the column matrix; one matmul per sample.
-- stride 1 with "same" padding (the U-Net's 3x3 convs): the whole batch as one matmul over the row
-  layout of pyddpm.ops.im2col (im2col_rows), about 1.5-2x faster than the general path here.
+- 3x3, stride 1, padding 1 on a backend with the Winograd kernels (cpu), when there are enough tiles:
+  Winograd F(2x2, 3x3) (pyddpm.ops.winograd), 16 matmuls with 2.25x fewer multiplies in all.
+- other stride-1 "same" convolutions (and 3x3 on small images): the whole batch as one matmul over the
+  row layout of pyddpm.ops.im2col (im2col_rows), about 1.5-2x faster than the general path here.
 - anything else (the stride-2 downsample): the general im2col, one matmul per sample.
 The copies (im2col, col2im and the row-layout moves) run on the run's backend (pyddpm.ops.backend); the
 fused kernels take C-contiguous arrays, so x and the incoming gradient are made contiguous once here.
@@ -15,7 +17,15 @@ fused kernels take C-contiguous arrays, so x and the incoming gradient are made 
 
 from pyddpm.autograd.tensor import Tensor, as_tensor
 from pyddpm.ops import array_module
+from pyddpm.ops.backend import resolve
 from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, output_size, rows_to_nchw
+from pyddpm.ops.winograd import (tiles, winograd_input, winograd_input_grad, winograd_output, winograd_output_grad,
+                                 winograd_weight, winograd_weight_grad)
+
+# Winograd's 16 matmuls have P = B * ceil(H/2) * ceil(W/2) columns each; below about 512 they run so far
+# under the BLAS's rate that one im2col matmul with 2.25x the multiplies is faster (benchmarks/RESULTS.md).
+WINOGRAD_MIN_TILES = 512
+WINOGRAD_BACKENDS = ("cpu",)
 
 
 def conv2d(x, w, bias=None, stride=1, padding=0, fast=True):
@@ -27,6 +37,9 @@ def conv2d(x, w, bias=None, stride=1, padding=0, fast=True):
     Ho, Wo = output_size(H, k, stride, padding), output_size(W, k, stride, padding)
     w2 = w.data.reshape(C_out, -1)
     xd = array_module(x.data).ascontiguousarray(x.data)
+    bias = None if bias is None else as_tensor(bias)
+    if fast and _use_winograd(xd.shape, k, stride, padding):
+        return _winograd(x, xd, w, bias)
     if k == 1 and stride == 1 and padding == 0:
         out, backward_xw = _pointwise(xd, w2)
     elif fast and stride == 1 and 2 * padding == k - 1:
@@ -35,13 +48,35 @@ def conv2d(x, w, bias=None, stride=1, padding=0, fast=True):
         out, backward_xw = _general(xd, w2, k, stride, padding)
     out = out.reshape(B, C_out, Ho, Wo)
     if bias is not None:
-        bias = as_tensor(bias)
         out += bias.data[:, None, None]
     parents = (x, w) if bias is None else (x, w, bias)
 
     def backward(g):
         dx, dw = backward_xw(g, x.requires_grad, w.requires_grad)
         dw = None if dw is None else dw.reshape(w.shape)
+        return (dx, dw) if bias is None else (dx, dw, g.sum(axis=(0, 2, 3)))
+    return Tensor.from_op(out, parents, backward)
+
+
+def _use_winograd(shape, k, stride, padding):
+    B, _, H, W = shape
+    return (k == 3 and stride == 1 and padding == 1 and resolve(None) in WINOGRAD_BACKENDS
+            and B * tiles(H) * tiles(W) >= WINOGRAD_MIN_TILES)
+
+
+def _winograd(x, xd, w, bias):
+    """conv(x, w) + bias = winograd_output(U @ V) (pyddpm/ops/winograd.py), V kept for the backward: 4x the
+    input's size, where the row layout keeps 9x."""
+    B, _, H, W = xd.shape
+    y_shape = (B, w.shape[0], H, W)
+    u, v = winograd_weight(w.data), winograd_input(xd)
+    out = winograd_output(u @ v, y_shape, None if bias is None else bias.data)
+    parents = (x, w) if bias is None else (x, w, bias)
+
+    def backward(g):
+        dm = winograd_output_grad(array_module(g).ascontiguousarray(g))
+        dx = winograd_input_grad(u.swapaxes(1, 2) @ dm, xd.shape) if x.requires_grad else None
+        dw = winograd_weight_grad(_weight_grad(dm, v)) if w.requires_grad else None
         return (dx, dw) if bias is None else (dx, dw, g.sum(axis=(0, 2, 3)))
     return Tensor.from_op(out, parents, backward)
 
@@ -71,11 +106,13 @@ def _same_rows(x, w2, k, padding):
 
 
 def _weight_grad(g_rows, cols):
-    """dW = g_rows (C_out, N) @ cols^T (N, K). When the pixel axis N is much longer than K, BLAS runs the
-    transposed product (cols @ g_rows^T)^T 1.1-1.8x faster on this machine's shapes (and slower when it is
-    not: benchmarks/RESULTS.md), so the product is taken the way round that suits it."""
-    K, N = cols.shape
-    return (cols @ g_rows.T).T if N > 2 * K else g_rows @ cols.T
+    """dW = g_rows (..., C_out, N) @ cols^T (..., N, K). When the pixel axis N is much longer than K, BLAS
+    runs the transposed product (cols @ g_rows^T)^T 1.1-1.8x faster on this machine's shapes (and slower
+    when it is not: benchmarks/RESULTS.md), so the product is taken the way round that suits it."""
+    K, N = cols.shape[-2:]
+    if N > 2 * K:
+        return (cols @ g_rows.swapaxes(-1, -2)).swapaxes(-1, -2)
+    return g_rows @ cols.swapaxes(-1, -2)
 
 
 def _general(x, w2, k, stride, padding):

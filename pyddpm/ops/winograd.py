@@ -1,0 +1,134 @@
+"""Winograd F(2x2, 3x3): the stride-1, padding-1 3x3 convolutions of the U-Net as 16 matrix multiplies
+with 2.25x fewer multiplies than im2col's one (Lavin & Gray 2016, Sec. 4; the math and the layouts:
+csrc/kernels/winograd.cuh; the CPU kernels: csrc/cpu/winograd.cpp). Per 2x2 output tile,
+
+    Y = A^T [ (G g G^T) (.) (B^T d B) ] A,   so   conv(x, w) = winograd_output(U @ V),
+    U = winograd_weight(w) (16, C_out, C),   V = winograd_input(x) (16, C, P),
+
+with P = B * ceil(H/2) * ceil(W/2) tiles and one matmul per tile position (a stacked matmul, the array
+library's BLAS). The backward uses the adjoints: dM = winograd_output_grad(dy), dx = winograd_input_grad(
+U^T @ dM), dw = winograd_weight_grad(dM @ V^T). These are the convolutions of the noise-prediction network
+eps_theta(x_t, t) (Eq. 14, Ho et al. 2020).
+
+The tile transforms have kernels (backend "cpu"; "numpy" runs the references below, which state the same
+maps with whole-array slices); the filter transforms are small (C_out * C * 16 values) and run in the
+array library on every backend.
+"""
+
+import numpy as np
+
+from pyddpm.ops import array_module
+from pyddpm.ops.backend import extension, resolve
+
+# Lavin & Gray's F(2x2, 3x3) matrices (rows as in csrc/kernels/winograd.cuh).
+BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
+AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+
+def tiles(n):
+    """Tiles of 2 along an axis of n pixels."""
+    return (n + 1) // 2
+
+
+def winograd_input(x, backend=None):
+    """x (B, C, H, W) -> V (16, C, P): B^T d B of each 4x4 input tile d (zero padding 1)."""
+    backend = resolve(backend)
+    if backend == "cpu":
+        return extension("cpu").winograd_input(x)
+    return winograd_input_reference(x)
+
+
+def winograd_input_grad(dv, x_shape, backend=None):
+    """The adjoint of winograd_input: dV (16, C, P) -> dx of shape x_shape (B, C, H, W)."""
+    backend = resolve(backend)
+    if backend == "cpu":
+        return extension("cpu").winograd_input_grad(dv, tuple(x_shape))
+    return winograd_input_grad_reference(dv, x_shape)
+
+
+def winograd_output(m, y_shape, bias=None, backend=None):
+    """M (16, K, P) -> y of shape y_shape (B, K, H, W): A^T m A of each tile, plus bias (K,) if given."""
+    backend = resolve(backend)
+    if backend == "cpu":
+        return extension("cpu").winograd_output(m, tuple(y_shape), bias)
+    return winograd_output_reference(m, y_shape, bias)
+
+
+def winograd_output_grad(dy, backend=None):
+    """The adjoint of winograd_output: dy (B, K, H, W) -> dM (16, K, P)."""
+    backend = resolve(backend)
+    if backend == "cpu":
+        return extension("cpu").winograd_output_grad(dy)
+    return winograd_output_grad_reference(dy)
+
+
+def winograd_weight(w):
+    """w (K, C, 3, 3) -> U (16, K, C), U[4r + s] = (G g G^T)[r, s] for each filter g = w[k, c]."""
+    xp = array_module(w)
+    g = xp.moveaxis(w, (2, 3), (0, 1))  # (3, 3, K, C): the filter taps first, so each product is one GEMM
+    u = _along(_along(g, G, 0), G, 1)  # (4, 4, K, C)
+    return xp.ascontiguousarray(u.reshape(16, *w.shape[:2]))
+
+
+def winograd_weight_grad(du):
+    """The adjoint of winograd_weight: dU (16, K, C) -> dw (K, C, 3, 3) = G^T du G per filter."""
+    xp = array_module(du)
+    dg = _along(_along(du.reshape(4, 4, *du.shape[1:]), G.T, 0), G.T, 1)  # (3, 3, K, C)
+    return xp.ascontiguousarray(xp.moveaxis(dg, (0, 1), (2, 3)))
+
+
+def _along(t, m, axis):
+    """Apply the matrix m (out, 4 or 2) along `axis` of t: t' [.., i, ..] = sum_j m[i, j] t[.., j, ..]."""
+    xp = array_module(t)
+    return xp.moveaxis(xp.tensordot(xp.asarray(m, dtype=t.dtype), t, axes=([1], [axis])), 0, axis)
+
+
+def winograd_input_reference(x):
+    """The NumPy reference of winograd_input."""
+    xp = array_module(x)
+    B, C, H, W = x.shape
+    TH, TW = tiles(H), tiles(W)
+    xpad = xp.pad(x, ((0, 0), (0, 0), (1, 2 * TH + 1 - H), (1, 2 * TW + 1 - W)))
+    d = xp.empty((4, 4, C, B, TH, TW), dtype=x.dtype)  # d[i, j, c, b, ty, tx] = xpad[b, c, 2ty + i, 2tx + j]
+    for i in range(4):
+        for j in range(4):
+            d[i, j] = xpad[:, :, i:i + 2 * TH:2, j:j + 2 * TW:2].transpose(1, 0, 2, 3)
+    v = _along(_along(d, BT, 0), BT, 1)
+    return v.reshape(16, C, B * TH * TW)
+
+
+def winograd_input_grad_reference(dv, x_shape):
+    """The NumPy reference of winograd_input_grad: B dv B^T per tile, summed into the padded image."""
+    xp = array_module(dv)
+    B, C, H, W = x_shape
+    TH, TW = tiles(H), tiles(W)
+    dd = _along(_along(dv.reshape(4, 4, C, B, TH, TW), BT.T, 0), BT.T, 1)
+    acc = xp.zeros((B, C, 2 * TH + 2, 2 * TW + 2), dtype=dv.dtype)
+    for i in range(4):
+        for j in range(4):
+            acc[:, :, i:i + 2 * TH:2, j:j + 2 * TW:2] += dd[i, j].transpose(1, 0, 2, 3)
+    return xp.ascontiguousarray(acc[:, :, 1:1 + H, 1:1 + W])
+
+
+def winograd_output_reference(m, y_shape, bias=None):
+    """The NumPy reference of winograd_output."""
+    xp = array_module(m)
+    B, K, H, W = y_shape
+    TH, TW = tiles(H), tiles(W)
+    o = _along(_along(m.reshape(4, 4, K, B, TH, TW), AT, 0), AT, 1)  # (2, 2, K, B, TH, TW)
+    full = o.transpose(3, 2, 4, 0, 5, 1).reshape(B, K, 2 * TH, 2 * TW)  # [b, k, 2ty + i, 2tx + j]
+    y = xp.ascontiguousarray(full[:, :, :H, :W])
+    if bias is not None:
+        y += bias.reshape(1, K, 1, 1)
+    return y
+
+
+def winograd_output_grad_reference(dy):
+    """The NumPy reference of winograd_output_grad: A dy A^T per tile, zeros past an odd edge."""
+    xp = array_module(dy)
+    B, K, H, W = dy.shape
+    TH, TW = tiles(H), tiles(W)
+    full = xp.pad(dy, ((0, 0), (0, 0), (0, 2 * TH - H), (0, 2 * TW - W)))
+    g = full.reshape(B, K, TH, 2, TW, 2).transpose(3, 5, 1, 0, 2, 4)  # (2, 2, K, B, TH, TW)
+    return _along(_along(g, AT.T, 0), AT.T, 1).reshape(16, K, B * TH * TW)

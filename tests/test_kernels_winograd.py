@@ -1,0 +1,110 @@
+"""Winograd F(2x2, 3x3) (pyddpm/ops/winograd.py): the references against the definition of a 3x3 convolution
+and against each other's adjoints, and each fused backend's tile transforms against the references."""
+
+import numpy as np
+import pytest
+
+from kernels import FAST_BACKENDS, randn, to_backend, to_numpy
+from pyddpm.ops import winograd as wg
+from pyddpm.ops.backend import BackendUnavailable, extension
+
+# (B, C, K, H, W): a 1x1 image (one tile, three of its four outputs dropped), batch 1, odd and non-square
+# sizes in both directions, more tiles than an OpenMP chunk.
+SHAPES = [(1, 1, 1, 1, 1), (1, 3, 2, 5, 7), (2, 4, 3, 6, 9), (3, 2, 5, 8, 8), (1, 5, 4, 13, 2), (2, 3, 3, 17, 16)]
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+def direct_conv(x, w, bias):
+    """out[b, k, i, j] = sum_{c, u, v} w[k, c, u, v] x_pad[b, c, i + u, j + v] + bias[k] (padding 1)."""
+    B, _, H, W = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    out = np.empty((B, w.shape[0], H, W))
+    for i in range(H):
+        for j in range(W):
+            out[:, :, i, j] = np.einsum("bcuv,kcuv->bk", xp[:, :, i:i + 3, j:j + 3], w)
+    return out + bias[:, None, None]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_reference_is_a_3x3_convolution(shape):
+    B, C, K, H, W = shape
+    rng = np.random.default_rng(sum(shape))
+    x, w, bias = randn(rng, (B, C, H, W), np.float64), randn(rng, (K, C, 3, 3), np.float64), randn(rng, (K,), np.float64)
+    v = wg.winograd_input(x, backend="numpy")
+    assert v.shape == (16, C, B * wg.tiles(H) * wg.tiles(W))
+    y = wg.winograd_output(wg.winograd_weight(w) @ v, (B, K, H, W), bias, backend="numpy")
+    np.testing.assert_allclose(y, direct_conv(x, w, bias), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_references_are_adjoints(shape):
+    """<f(a), b> = <a, f^T(b)> for each transform and its gradient: what makes the backward right."""
+    B, C, K, H, W = shape
+    rng = np.random.default_rng(sum(shape) + 1)
+    P = B * wg.tiles(H) * wg.tiles(W)
+    x, dv = randn(rng, (B, C, H, W), np.float64), randn(rng, (16, C, P), np.float64)
+    m, dy = randn(rng, (16, K, P), np.float64), randn(rng, (B, K, H, W), np.float64)
+    w, du = randn(rng, (K, C, 3, 3), np.float64), randn(rng, (16, K, C), np.float64)
+    pairs = [(wg.winograd_input(x, backend="numpy"), dv, x, wg.winograd_input_grad(dv, x.shape, backend="numpy")),
+             (wg.winograd_output(m, dy.shape, backend="numpy"), dy, m, wg.winograd_output_grad(dy, backend="numpy")),
+             (wg.winograd_weight(w), du, w, wg.winograd_weight_grad(du))]
+    for fa, b, a, ftb in pairs:
+        np.testing.assert_allclose(np.sum(fa * b), np.sum(a * ftb), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_kernels_match_reference(backend, shape):
+    B, C, K, H, W = shape
+    rng = np.random.default_rng(sum(shape) + 2)
+    P = B * wg.tiles(H) * wg.tiles(W)
+    x, dv = randn(rng, (B, C, H, W), np.float64), randn(rng, (16, C, P), np.float64)
+    m, dy, bias = randn(rng, (16, K, P), np.float64), randn(rng, (B, K, H, W), np.float64), randn(rng, (K,), np.float64)
+    refs = {"input": wg.winograd_input(x, backend="numpy"),
+            "input_grad": wg.winograd_input_grad(dv, x.shape, backend="numpy"),
+            "output": wg.winograd_output(m, dy.shape, bias, backend="numpy"),
+            "output_nobias": wg.winograd_output(m, dy.shape, backend="numpy"),
+            "output_grad": wg.winograd_output_grad(dy, backend="numpy")}
+    for dtype in [np.float32] if backend == "cuda" else [np.float32, np.float64]:
+        xb, dvb, mb, dyb, bb = to_backend(backend, *(a.astype(dtype) for a in (x, dv, m, dy, bias)))
+        got = {"input": wg.winograd_input(xb, backend=backend),
+               "input_grad": wg.winograd_input_grad(dvb, x.shape, backend=backend),
+               "output": wg.winograd_output(mb, dy.shape, bb, backend=backend),
+               "output_nobias": wg.winograd_output(mb, dy.shape, backend=backend),
+               "output_grad": wg.winograd_output_grad(dyb, backend=backend)}
+        for name, ref in refs.items():
+            out = to_numpy(got[name])
+            assert out.dtype == dtype and out.shape == ref.shape, name
+            np.testing.assert_allclose(out, ref, **TOL[dtype], err_msg=name)
+
+
+def _cpu():
+    try:
+        return extension("cpu")
+    except BackendUnavailable as e:
+        pytest.skip(str(e))
+
+
+def test_bad_input_raises():
+    ext = _cpu()
+    x = np.ones((2, 3, 4, 5), np.float32)
+    with pytest.raises(TypeError, match="x must be float32 or float64"):
+        ext.winograd_input(x.astype(np.int32))
+    with pytest.raises(TypeError, match="C-contiguous"):
+        ext.winograd_input(x[:, :, :, ::2])
+    with pytest.raises(ValueError, match=r"x must have shape \(\*, \*, \*, \*\)"):
+        ext.winograd_input(x[0])
+    with pytest.raises(ValueError, match="C must be positive"):
+        ext.winograd_input(np.ones((2, 0, 4, 5), np.float32))
+    v = ext.winograd_input(x)
+    with pytest.raises(ValueError, match=r"dv must have shape \(16, 3, 12\)"):
+        ext.winograd_input_grad(v[:, :, :-1].copy(), x.shape)
+    with pytest.raises(ValueError, match=r"x_shape must be \(B, C, H, W\)"):
+        ext.winograd_input_grad(v, (2, 3, 4))
+    ext.winograd_output(v, (2, 3, 3, 6))  # 2 x 3 tiles, like (4, 5): the tiles decide, and the crop
+    with pytest.raises(ValueError, match=r"m must have shape \(16, 3, 18\)"):
+        ext.winograd_output(v, (2, 3, 6, 6))
+    with pytest.raises(TypeError, match="bias must be float32"):
+        ext.winograd_output(v, x.shape, np.ones(3, np.float64))
+    with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
+        ext.winograd_output(v, x.shape, np.ones(4, np.float32))
