@@ -87,6 +87,7 @@ def winograd_conv(monkeypatch):
         pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
     backend.set_backend("cpu")
     monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 1)
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", {False: 0, True: 0})
     calls = []
     real = conv._winograd
     monkeypatch.setattr(conv, "_winograd", lambda *a: calls.append(1) or real(*a))
@@ -111,18 +112,22 @@ def test_conv2d_winograd_matches_the_row_layout(winograd_conv):
     np.testing.assert_allclose(out, ag.conv2d(x, w, b, 1, 1, fast=False).data, rtol=1e-12, atol=1e-12)
 
 
-def test_conv2d_takes_winograd_only_with_enough_tiles(monkeypatch):
+def test_conv2d_takes_winograd_where_it_pays(monkeypatch):
     from pyddpm.autograd import conv
     from pyddpm.ops import backend
     if not backend.available("cpu"):
         pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
     backend.set_backend("cpu")
     monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 8)
-    assert conv._use_winograd((2, 3, 4, 4), 3, 1, 1)  # 2 * 2 * 2 tiles
-    assert not conv._use_winograd((1, 3, 4, 4), 3, 1, 1)
-    assert not conv._use_winograd((2, 3, 8, 8), 3, 2, 1) and not conv._use_winograd((2, 3, 8, 8), 1, 1, 0)
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", {False: 2, True: 4})
+    assert conv._use_winograd((2, 4, 4, 4), 4, 3, 1, 1, False)  # 2 * 2 * 2 tiles; 4 * 4 / 8 = 2
+    assert not conv._use_winograd((1, 4, 4, 4), 4, 3, 1, 1, False)  # 4 tiles
+    assert not conv._use_winograd((2, 4, 4, 4), 4, 3, 1, 1, True)  # a backward needs 4
+    assert conv._use_winograd((2, 8, 4, 4), 8, 3, 1, 1, True)
+    assert not conv._use_winograd((2, 1, 4, 4), 64, 3, 1, 1, False)  # one input channel: 64 / 65 < 2
+    assert not conv._use_winograd((2, 8, 8, 8), 8, 3, 2, 1, False) and not conv._use_winograd((2, 8, 8, 8), 8, 1, 1, 0, False)
     backend.set_backend("numpy")  # the reference backend keeps the plain im2col path
-    assert not conv._use_winograd((2, 3, 8, 8), 3, 1, 1)
+    assert not conv._use_winograd((2, 8, 8, 8), 8, 3, 1, 1, False)
 
 
 @pytest.mark.parametrize("groups,silu", [(2, False), (2, True), (4, True), (1, False)])

@@ -15,16 +15,20 @@ The copies (im2col, col2im and the row-layout moves) run on the run's backend (p
 fused kernels take C-contiguous arrays, so x and the incoming gradient are made contiguous once here.
 """
 
-from pyddpm.autograd.tensor import Tensor, as_tensor
+from pyddpm.autograd.tensor import Tensor, as_tensor, is_grad_enabled
 from pyddpm.ops import array_module
 from pyddpm.ops.backend import resolve
 from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, output_size, rows_to_nchw
 from pyddpm.ops.winograd import (tiles, winograd_input, winograd_input_grad, winograd_output, winograd_output_grad,
                                  winograd_weight, winograd_weight_grad)
 
-# Winograd's 16 matmuls have P = B * ceil(H/2) * ceil(W/2) columns each; below about 512 they run so far
-# under the BLAS's rate that one im2col matmul with 2.25x the multiplies is faster (benchmarks/RESULTS.md).
-WINOGRAD_MIN_TILES = 512
+# When Winograd pays (the times: benchmarks/RESULTS.md, "Winograd"): it saves GEMM multiplies, in
+# proportion to C_in * C_out * P, and adds transforms that move (C_in + C_out) * P * 16 values. So it needs
+# enough tiles P = B * ceil(H/2) * ceil(W/2) for 16 efficient GEMMs, and channels with
+# C_in * C_out / (C_in + C_out) large enough: 16 for a forward alone (32 channels in and out: 0.82x the row
+# layout's time), 32 when the backward follows (its two extra transforms: at 32 channels it is 1.07x).
+WINOGRAD_MIN_TILES = 64
+WINOGRAD_MIN_CHANNELS = {False: 16, True: 32}  # keyed by "a gradient is needed"
 WINOGRAD_BACKENDS = ("cpu",)
 
 
@@ -38,7 +42,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, fast=True):
     w2 = w.data.reshape(C_out, -1)
     xd = array_module(x.data).ascontiguousarray(x.data)
     bias = None if bias is None else as_tensor(bias)
-    if fast and _use_winograd(xd.shape, k, stride, padding):
+    if fast and _use_winograd(xd.shape, C_out, k, stride, padding, _needs_grad(x, w, bias)):
         return _winograd(x, xd, w, bias)
     if k == 1 and stride == 1 and padding == 0:
         out, backward_xw = _pointwise(xd, w2)
@@ -58,10 +62,15 @@ def conv2d(x, w, bias=None, stride=1, padding=0, fast=True):
     return Tensor.from_op(out, parents, backward)
 
 
-def _use_winograd(shape, k, stride, padding):
-    B, _, H, W = shape
+def _needs_grad(*tensors):
+    return is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _use_winograd(shape, C_out, k, stride, padding, needs_grad):
+    B, C, H, W = shape
     return (k == 3 and stride == 1 and padding == 1 and resolve(None) in WINOGRAD_BACKENDS
-            and B * tiles(H) * tiles(W) >= WINOGRAD_MIN_TILES)
+            and B * tiles(H) * tiles(W) >= WINOGRAD_MIN_TILES
+            and C * C_out >= WINOGRAD_MIN_CHANNELS[bool(needs_grad)] * (C + C_out))
 
 
 def _winograd(x, xd, w, bias):
@@ -76,7 +85,9 @@ def _winograd(x, xd, w, bias):
     def backward(g):
         dm = winograd_output_grad(array_module(g).ascontiguousarray(g))
         dx = winograd_input_grad(u.swapaxes(1, 2) @ dm, xd.shape) if x.requires_grad else None
-        dw = winograd_weight_grad(_weight_grad(dm, v)) if w.requires_grad else None
+        # Not _weight_grad's (v @ dm^T)^T: NumPy's stacked matmul does not hand a transposed right operand
+        # to BLAS, and that product ran 8x slower than this one.
+        dw = winograd_weight_grad(dm @ v.swapaxes(1, 2)) if w.requires_grad else None
         return (dx, dw) if bias is None else (dx, dw, g.sum(axis=(0, 2, 3)))
     return Tensor.from_op(out, parents, backward)
 
@@ -106,13 +117,11 @@ def _same_rows(x, w2, k, padding):
 
 
 def _weight_grad(g_rows, cols):
-    """dW = g_rows (..., C_out, N) @ cols^T (..., N, K). When the pixel axis N is much longer than K, BLAS
-    runs the transposed product (cols @ g_rows^T)^T 1.1-1.8x faster on this machine's shapes (and slower
-    when it is not: benchmarks/RESULTS.md), so the product is taken the way round that suits it."""
-    K, N = cols.shape[-2:]
-    if N > 2 * K:
-        return (cols @ g_rows.swapaxes(-1, -2)).swapaxes(-1, -2)
-    return g_rows @ cols.swapaxes(-1, -2)
+    """dW = g_rows (C_out, N) @ cols^T (N, K). When the pixel axis N is much longer than K, BLAS runs the
+    transposed product (cols @ g_rows^T)^T 1.1-1.8x faster on this machine's shapes (and slower when it is
+    not: benchmarks/RESULTS.md), so the product is taken the way round that suits it."""
+    K, N = cols.shape
+    return (cols @ g_rows.T).T if N > 2 * K else g_rows @ cols.T
 
 
 def _general(x, w2, k, stride, padding):

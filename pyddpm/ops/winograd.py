@@ -63,19 +63,22 @@ def winograd_output_grad(dy, backend=None):
     return winograd_output_grad_reference(dy)
 
 
+# The filter transform as one matrix on the 9 taps: U[4r + s] = sum_ij G[r, i] G[s, j] g[3i + j].
+G2 = np.kron(G, G)  # (16, 9)
+
+
 def winograd_weight(w):
     """w (K, C, 3, 3) -> U (16, K, C), U[4r + s] = (G g G^T)[r, s] for each filter g = w[k, c]."""
     xp = array_module(w)
-    g = xp.moveaxis(w, (2, 3), (0, 1))  # (3, 3, K, C): the filter taps first, so each product is one GEMM
-    u = _along(_along(g, G, 0), G, 1)  # (4, 4, K, C)
-    return xp.ascontiguousarray(u.reshape(16, *w.shape[:2]))
+    K, C = w.shape[:2]
+    return (xp.asarray(G2, dtype=w.dtype) @ w.reshape(K * C, 9).T).reshape(16, K, C)  # one GEMM
 
 
 def winograd_weight_grad(du):
     """The adjoint of winograd_weight: dU (16, K, C) -> dw (K, C, 3, 3) = G^T du G per filter."""
     xp = array_module(du)
-    dg = _along(_along(du.reshape(4, 4, *du.shape[1:]), G.T, 0), G.T, 1)  # (3, 3, K, C)
-    return xp.ascontiguousarray(xp.moveaxis(dg, (0, 1), (2, 3)))
+    K, C = du.shape[1:]
+    return (du.reshape(16, K * C).T @ xp.asarray(G2, dtype=du.dtype)).reshape(K, C, 3, 3)
 
 
 def _along(t, m, axis):
