@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 KERNELS = ("group_norm", "attention", "q_sample", "p_sample_step", "discretized_gaussian_log_likelihood",
-           "normal_kl", "im2col")
+           "normal_kl", "im2col", "winograd")
 
 
 def load_script(path):

@@ -1,0 +1,116 @@
+"""The U-Net's 3x3 stride-1 convolution (padding 1, bias) three ways: Winograd F(2x2, 3x3)
+(pyddpm/ops/winograd.py: the tile-transform kernels around 16 BLAS matmuls), im2col in the row layout
+(pyddpm/ops/im2col.py: one BLAS matmul), and PyTorch's conv2d (oneDNN), forward and forward + backward.
+
+    python benchmarks/kernels/winograd.py [--repeats 20] [--small] [--impls numpy cpu cpu-rows torch]
+
+Shapes (B, C_in, C_out, H = W): the paper's CIFAR-10 U-Net at 32x32 (128 channels) and 16x16 (256),
+batch 8, and config A's 16x16 at 32 channels, batch 32 (benchmarks/e2e/configs.py).
+impls: numpy (the reference: Winograd's NumPy references, the truth the others are checked against),
+cpu (Winograd, the transforms on the cpu backend), cpu-rows (im2col_rows + GEMM + rows_to_nchw on the cpu
+backend: what conv2d ran before Winograd), torch (F.conv2d; its backward by autograd).
+Backward outputs: dx, dw, dbias from a fixed random output gradient. GFLOP/s counts a direct convolution's
+multiply-adds (2 * B * C_out * C_in * 9 * H * W forward, 3x that forward + backward), so an algorithm
+with fewer multiplies can show more than the machine's matmul rate.
+"""
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: the shared harness
+
+from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402  (first: the thread settings)
+import numpy as np  # noqa: E402
+
+from pyddpm.ops import winograd as wg  # noqa: E402
+from pyddpm.ops.im2col import col2im_rows, im2col_rows, nchw_to_rows, rows_to_nchw  # noqa: E402
+
+SHAPES = ((8, 128, 128, 32), (8, 256, 256, 16), (32, 32, 32, 16))
+SMALL_SHAPES = ((2, 3, 4, 5),)
+
+
+def winograd_fwd(x, w, bias, backend):
+    """conv(x, w) + bias and what the backward keeps (U, V)."""
+    u, v = wg.winograd_weight(w), wg.winograd_input(x, backend=backend)
+    return wg.winograd_output(u @ v, (x.shape[0], w.shape[0], *x.shape[2:]), bias, backend=backend), u, v
+
+
+def winograd_fwd_bwd(x, w, bias, dy, backend):
+    y, u, v = winograd_fwd(x, w, bias, backend)
+    dm = wg.winograd_output_grad(dy, backend=backend)
+    dx = wg.winograd_input_grad(u.swapaxes(1, 2) @ dm, x.shape, backend=backend)
+    return y, dx, wg.winograd_weight_grad(dm @ v.swapaxes(1, 2)), dy.sum(axis=(0, 2, 3))
+
+
+def rows_fwd(x, w, bias):
+    B, _, H, W = x.shape
+    cols = im2col_rows(x, 3, 1, backend="cpu")
+    y = rows_to_nchw(w.reshape(w.shape[0], -1) @ cols, B, H, W, 1, backend="cpu")
+    y += bias[:, None, None]
+    return y, cols
+
+
+def rows_fwd_bwd(x, w, bias, dy):
+    y, cols = rows_fwd(x, w, bias)
+    g = nchw_to_rows(dy, 1, backend="cpu")
+    w2 = w.reshape(w.shape[0], -1)
+    dx = col2im_rows(w2.T @ g, x.shape, 3, 1, backend="cpu")
+    return y, dx, (cols @ g.T).T.reshape(w.shape), dy.sum(axis=(0, 2, 3))
+
+
+def cases(small=False):
+    torch, backends = torch_or_none(), fused_backends()
+    for shape in SMALL_SHAPES if small else SHAPES:
+        yield from shape_cases(shape, torch, backends)
+
+
+def shape_cases(shape, torch, backends):
+    B, C, K, H = shape
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((B, C, H, H)).astype(np.float32), rng.standard_normal((B, K, H, H)).astype(np.float32)
+    w = (rng.standard_normal((K, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
+    bias = rng.standard_normal(K).astype(np.float32)
+    fwd = {b: (lambda b=b: winograd_fwd(x, w, bias, b)[0]) for b in backends}
+    fwd_bwd = {b: (lambda b=b: winograd_fwd_bwd(x, w, bias, dy, b)) for b in backends}
+    if "cpu" in backends:
+        fwd["cpu-rows"] = lambda: rows_fwd(x, w, bias)[0]
+        fwd_bwd["cpu-rows"] = lambda: rows_fwd_bwd(x, w, bias, dy)
+    if torch is not None:
+        xt, wt, bt = (torch.from_numpy(a).requires_grad_() for a in (x, w, bias))
+        dyt = torch.from_numpy(dy)
+        conv = torch.nn.functional.conv2d
+        fwd["torch"] = lambda: conv(xt, wt, bt, padding=1)
+
+        def torch_fwd_bwd():
+            y = conv(xt, wt, bt, padding=1)
+            return (y, *torch.autograd.grad(y, (xt, wt, bt), dyt))
+        fwd_bwd["torch"] = torch_fwd_bwd
+    flops = 2 * B * K * C * 9 * H * H
+    tiles = B * wg.tiles(H) ** 2
+    fwd_bytes = 4 * (x.size + 16 * C * tiles + 16 * K * C + 16 * K * tiles + B * K * H * H)  # x, V, U, M, y
+    tol = dict(rtol=1e-4, atol=1e-4)  # float32 GEMMs of up to 9 * C terms, summed in different orders
+    yield Case(f"conv3x3 fwd {shape}", "winograd", fwd, bytes_moved=fwd_bytes, flops=flops, **tol)
+    yield Case(f"conv3x3 fwd+bwd {shape}", "winograd", fwd_bwd, bytes_moved=3 * fwd_bytes, flops=3 * flops, **tol)
+
+
+def traffic():
+    for B, C, K, H in SHAPES:
+        N = B * C * H * H
+        yield Traffic(f"conv3x3 fwd {(B, C, K, H)}", f"N = {N} floats (x)", 4 * N,
+                      fused=(("winograd_input: x -> V (16 values per 4 pixels)", 1 + 4),
+                             (f"16 cuBLAS matmuls: V -> M ({K}/{C} of V's size)", 4 + 4 * K / C),
+                             ("winograd_output: M -> y", 4 * K / C + K / C)),
+                      unfused={"im2col_rows + one matmul + rows_to_nchw": (
+                          ("im2col_rows: x -> cols", 1 + 9 * (H + 2) / H),
+                          ("matmul: cols -> y_rows", 9 * (H + 2) / H + K / C * (H + 2) / H),
+                          ("rows_to_nchw: y_rows -> y", 2 * K / C * (H + 2) / H))},
+                      assumptions="filters (9 or 16 floats per filter) and the bias are negligible; each matmul "
+                                  "reads its large operand once and writes its output once")
+
+
+def main():
+    harness_main(cases, traffic, __doc__)
+
+
+if __name__ == "__main__":
+    main()
