@@ -77,3 +77,36 @@ def test_timestep_embedding_matches_the_formula():
     freqs = np.exp(-np.log(10000.0) / 3 * np.arange(4))
     np.testing.assert_allclose(emb[1], np.concatenate([np.sin(7 * freqs), np.cos(7 * freqs)]), rtol=1e-6)
     np.testing.assert_array_equal(emb[0], [0, 0, 0, 0, 1, 1, 1, 1])
+
+
+def test_winograd_network_matches_the_reference_backend(monkeypatch):
+    """The whole U-Net, forward and every parameter's gradient, with its 3x3 convolutions through Winograd
+    on the cpu backend (forced at every size), against the numpy backend's im2col, in float64."""
+    from pyddpm.autograd import conv
+    from pyddpm.ops import backend
+    if not backend.available("cpu"):
+        pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
+    model = UNet(image_size=8, in_ch=3, ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,),
+                 dropout=0.0).astype(np.float64)
+    rng = np.random.default_rng(4)
+    for p in model.parameters():
+        p.data = p.data + 0.1 * rng.standard_normal(p.shape)
+    x, t, weights = rng.standard_normal((3, 3, 8, 8)), np.array([3, 17, 500]), rng.standard_normal((3, 3, 8, 8))
+
+    def run():
+        model.zero_grad()
+        out = model(Tensor(x), t)
+        (out * weights).sum().backward()
+        return out.data, [p.grad.copy() for p in model.parameters()]
+    ref_out, ref_grads = run()
+    backend.set_backend("cpu")
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 1)
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", {False: 0, True: 0})
+    calls = []
+    real = conv._winograd
+    monkeypatch.setattr(conv, "_winograd", lambda *a: calls.append(1) or real(*a))
+    out, grads = run()
+    assert len(calls) >= 8  # every 3x3 stride-1 conv: the input conv, the resblocks', the upsampling's
+    np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-12)
+    for g, ref in zip(grads, ref_grads):
+        np.testing.assert_allclose(g, ref, rtol=1e-9, atol=1e-11)
