@@ -6,7 +6,7 @@ Shapes: x (B, C, H, W), w (C_out, C, k, k), bias (C_out,), out (B, C_out, Ho, Wo
 
 Four paths, one result (tests/test_autograd.py checks each against the direct sum):
 - 1x1, stride 1: x itself is the column matrix; one matmul per sample.
-- 3x3, stride 1, padding 1 on a backend with the Winograd kernels (cpu), when there are enough tiles:
+- 3x3, stride 1, padding 1 on a backend with the Winograd kernels (cpu, cuda), when there are enough tiles:
   Winograd F(2x2, 3x3) (pyddpm.ops.winograd), 16 matmuls with 2.25x fewer multiplies in all.
 - other stride-1 "same" convolutions (and 3x3 on small images): the whole batch as one matmul over the
   row layout of pyddpm.ops.im2col (im2col_rows), about 1.5-2x faster than the general path here.
@@ -24,8 +24,10 @@ from pyddpm.ops.winograd import (tiles, winograd_input, winograd_input_grad, win
 
 # Winograd's 16 matmuls have P = B * ceil(H/2) * ceil(W/2) columns each; below about 512 they run so far
 # under the BLAS's rate that one im2col matmul with 2.25x the multiplies is faster (benchmarks/RESULTS.md).
+# That threshold was measured on the CPU only: no machine here has a GPU, so for cuda it is a guess (cuBLAS
+# on 16 batched matmuls may want more tiles, or fewer) to be measured where a GPU exists.
 WINOGRAD_MIN_TILES = 512
-WINOGRAD_BACKENDS = ("cpu",)
+WINOGRAD_BACKENDS = ("cpu", "cuda")
 
 
 def conv2d(x, w, bias=None, stride=1, padding=0, fast=True):
