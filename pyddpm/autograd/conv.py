@@ -1,4 +1,4 @@
-"""2-D convolution as an autograd op: im2col + matmul (a BLAS GEMM).
+"""2-D convolution as an autograd op: im2col + matmul (a BLAS GEMM), or Winograd F(2x2, 3x3) for 3x3 convs.
 
 Forward:  out = w.reshape(C_out, C*k*k) @ cols + bias,   cols = im2col(x)
 Backward: dw = dout @ cols^T,  dbias = sum(dout),  dx = col2im(w^T @ dout)
@@ -6,7 +6,7 @@ Shapes: x (B, C, H, W), w (C_out, C, k, k), bias (C_out,), out (B, C_out, Ho, Wo
 
 Four paths, one result (tests/test_autograd.py checks each against the direct sum):
 - 1x1, stride 1: x itself is the column matrix; one matmul per sample.
-- 3x3, stride 1, padding 1 on a backend with the Winograd kernels (cpu), when there are enough tiles:
+- 3x3, stride 1, padding 1 on a backend with the Winograd kernels (cpu, cuda), with enough tiles and channels:
   Winograd F(2x2, 3x3) (pyddpm.ops.winograd), 16 matmuls with 2.25x fewer multiplies in all.
 - other stride-1 "same" convolutions (and 3x3 on small images): the whole batch as one matmul over the
   row layout of pyddpm.ops.im2col (im2col_rows), about 1.5-2x faster than the general path here.
@@ -27,9 +27,11 @@ from pyddpm.ops.winograd import (tiles, winograd_input, winograd_input_grad, win
 # enough tiles P = B * ceil(H/2) * ceil(W/2) for 16 efficient GEMMs, and channels with
 # C_in * C_out / (C_in + C_out) large enough: 16 for a forward alone (32 channels in and out: 0.82x the row
 # layout's time), 32 when the backward follows (its two extra transforms: at 32 channels it is 1.07x).
+# Measured on the CPU only: no machine here has a GPU, so for cuda these are a guess (cuBLAS on 16 batched
+# matmuls may want more tiles, or fewer), to be measured where a GPU exists.
 WINOGRAD_MIN_TILES = 64
 WINOGRAD_MIN_CHANNELS = {False: 16, True: 32}  # keyed by "a gradient is needed"
-WINOGRAD_BACKENDS = ("cpu",)
+WINOGRAD_BACKENDS = ("cpu", "cuda")
 
 
 def conv2d(x, w, bias=None, stride=1, padding=0, fast=True):

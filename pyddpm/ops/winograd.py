@@ -10,15 +10,16 @@ library's BLAS). The backward uses the adjoints: dM = winograd_output_grad(dy), 
 U^T @ dM), dw = winograd_weight_grad(dM @ V^T). These are the convolutions of the noise-prediction network
 eps_theta(x_t, t) (Eq. 14, Ho et al. 2020).
 
-The tile transforms have kernels (backend "cpu"; "numpy" runs the references below, which state the same
-maps with whole-array slices); the filter transforms are small (C_out * C * 16 values) and run in the
-array library on every backend.
+The tile transforms have kernels (backend "cpu": float32 or float64 NumPy arrays; "cuda": float32 CuPy
+arrays; "numpy" runs the references below, which state the same maps with whole-array slices); the filter
+transforms are small (C_out * C * 16 values) and run in the array library on every backend.
 """
 
 import numpy as np
 
 from pyddpm.ops import array_module
 from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 
 # Lavin & Gray's F(2x2, 3x3) matrices (rows as in csrc/kernels/winograd.cuh).
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -36,6 +37,8 @@ def winograd_input(x, backend=None):
     backend = resolve(backend)
     if backend == "cpu":
         return extension("cpu").winograd_input(x)
+    if backend == "cuda":
+        return _winograd_input_cuda(x)
     return winograd_input_reference(x)
 
 
@@ -44,6 +47,8 @@ def winograd_input_grad(dv, x_shape, backend=None):
     backend = resolve(backend)
     if backend == "cpu":
         return extension("cpu").winograd_input_grad(dv, tuple(x_shape))
+    if backend == "cuda":
+        return _winograd_input_grad_cuda(dv, tuple(x_shape))
     return winograd_input_grad_reference(dv, x_shape)
 
 
@@ -52,6 +57,8 @@ def winograd_output(m, y_shape, bias=None, backend=None):
     backend = resolve(backend)
     if backend == "cpu":
         return extension("cpu").winograd_output(m, tuple(y_shape), bias)
+    if backend == "cuda":
+        return _winograd_output_cuda(m, tuple(y_shape), bias)
     return winograd_output_reference(m, y_shape, bias)
 
 
@@ -60,6 +67,8 @@ def winograd_output_grad(dy, backend=None):
     backend = resolve(backend)
     if backend == "cpu":
         return extension("cpu").winograd_output_grad(dy)
+    if backend == "cuda":
+        return _winograd_output_grad_cuda(dy)
     return winograd_output_grad_reference(dy)
 
 
@@ -135,3 +144,56 @@ def winograd_output_grad_reference(dy):
     full = xp.pad(dy, ((0, 0), (0, 0), (0, 2 * TH - H), (0, 2 * TW - W)))
     g = full.reshape(B, K, TH, 2, TW, 2).transpose(3, 5, 1, 0, 2, 4)  # (2, 2, K, B, TH, TW)
     return _along(_along(g, AT.T, 0), AT.T, 1).reshape(16, K, B * TH * TW)
+
+
+# --- The cuda backend: float32 CuPy arrays, checked here, outputs allocated here ---------------------------
+
+_F32 = np.float32
+
+
+def _image_dims(fn, name, shape):
+    """(B, C, H, W) of an image shape given as a tuple, each positive."""
+    if len(shape) != 4 or any(int(n) <= 0 for n in shape):
+        raise ValueError(f"{fn}: {name} must be (B, C, H, W) of positive sizes, got {shape}")
+    return tuple(int(n) for n in shape)
+
+
+def _winograd_input_cuda(x):
+    import cupy
+
+    ptr = device_ptr("winograd_input", "x", x, _F32, (-1, -1, -1, -1))
+    B, C, H, W = _image_dims("winograd_input", "x", x.shape)
+    v = cupy.empty((16, C, B * tiles(H) * tiles(W)), _F32)
+    extension("cuda").winograd_input(ptr, v.data.ptr, B, C, H, W, stream_ptr())
+    return v
+
+
+def _winograd_input_grad_cuda(dv, x_shape):
+    import cupy
+
+    B, C, H, W = _image_dims("winograd_input_grad", "x_shape", x_shape)
+    ptr = device_ptr("winograd_input_grad", "dv", dv, _F32, (16, C, B * tiles(H) * tiles(W)))
+    dx = cupy.empty((B, C, H, W), _F32)
+    extension("cuda").winograd_input_grad(ptr, dx.data.ptr, B, C, H, W, stream_ptr())
+    return dx
+
+
+def _winograd_output_cuda(m, y_shape, bias):
+    import cupy
+
+    B, K, H, W = _image_dims("winograd_output", "y_shape", y_shape)
+    ptr = device_ptr("winograd_output", "m", m, _F32, (16, K, B * tiles(H) * tiles(W)))
+    bias_ptr = 0 if bias is None else device_ptr("winograd_output", "bias", bias, _F32, (K,))
+    y = cupy.empty((B, K, H, W), _F32)
+    extension("cuda").winograd_output(ptr, bias_ptr, y.data.ptr, B, K, H, W, stream_ptr())
+    return y
+
+
+def _winograd_output_grad_cuda(dy):
+    import cupy
+
+    ptr = device_ptr("winograd_output_grad", "dy", dy, _F32, (-1, -1, -1, -1))
+    B, K, H, W = _image_dims("winograd_output_grad", "dy", dy.shape)
+    dm = cupy.empty((16, K, B * tiles(H) * tiles(W)), _F32)
+    extension("cuda").winograd_output_grad(ptr, dm.data.ptr, B, K, H, W, stream_ptr())
+    return dm

@@ -9,6 +9,7 @@
 #include "cuda/likelihood.h"
 #include "cuda/p_sample_step.h"
 #include "cuda/q_sample.h"
+#include "cuda/winograd.h"
 #include "planted.h"
 
 namespace py = pybind11;
@@ -39,6 +40,10 @@ PYBIND11_MODULE(_cuda_emu, m) {
     bind(m, "col2im_rows_cuda", &pyddpm::col2im_rows_cuda);
     bind(m, "rows_to_nchw_cuda", &pyddpm::rows_to_nchw_cuda);
     bind(m, "nchw_to_rows_cuda", &pyddpm::nchw_to_rows_cuda);
+    bind(m, "winograd_input_cuda", &pyddpm::winograd_input_cuda);
+    bind(m, "winograd_input_grad_cuda", &pyddpm::winograd_input_grad_cuda);
+    bind(m, "winograd_output_cuda", &pyddpm::winograd_output_cuda);
+    bind(m, "winograd_output_grad_cuda", &pyddpm::winograd_output_grad_cuda);
 
     bind(m, "planted_two_sums_cuda", &planted::two_sums_cuda);
     bind(m, "planted_off_by_one_cuda", &planted::off_by_one_cuda);

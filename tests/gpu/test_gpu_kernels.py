@@ -11,7 +11,8 @@ from kernels import to_backend
 
 from pyddpm import ops
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
-from pyddpm.ops.im2col import col2im_rows, im2col_rows
+from pyddpm.ops import winograd as wg
+from pyddpm.ops.im2col import col2im_rows, im2col_rows, im2col_rows_reference, rows_to_nchw_reference
 
 rng = np.random.default_rng(0)
 DIFFUSION = GaussianDiffusion(make_beta_schedule("linear", 1000))
@@ -95,3 +96,36 @@ def test_im2col_rows_and_adjoint(shape):
     dcols = im2col_rows(randn(*shape), 3, 1, backend="numpy")  # junk columns zero, as col2im_rows requires
     check(col2im_rows(*on_gpu(dcols), shape, 3, 1, backend="cuda"),
           col2im_rows(dcols, shape, 3, 1, backend="numpy"), 1e-5, 1e-5)
+
+
+# The 3x3 convolutions of the CIFAR-10 U-Net's first two resolutions, and an odd image (partial tiles).
+WINOGRAD_SHAPES = [(8, 128, 32, 32), (8, 256, 16, 16), (3, 5, 7, 9)]
+
+
+@pytest.mark.parametrize("shape", WINOGRAD_SHAPES)
+def test_winograd_tile_transforms(shape):
+    B, C, H, W = shape
+    P = B * wg.tiles(H) * wg.tiles(W)
+    x, dv, m, dy, bias = randn(*shape), randn(16, C, P), randn(16, C, P), randn(*shape), randn(C)
+    f64 = [a.astype(np.float64) for a in (x, dv, m, dy, bias)]
+    gx, gdv, gm, gdy, gbias = on_gpu(x, dv, m, dy, bias)
+    check(wg.winograd_input(gx, backend="cuda"), wg.winograd_input_reference(f64[0]), 1e-5, 1e-5)
+    check(wg.winograd_input_grad(gdv, shape, backend="cuda"), wg.winograd_input_grad_reference(f64[1], shape),
+          1e-5, 1e-5)
+    check(wg.winograd_output(gm, shape, gbias, backend="cuda"), wg.winograd_output_reference(f64[2], shape, f64[4]),
+          1e-5, 1e-5)
+    check(wg.winograd_output(gm, shape, backend="cuda"), wg.winograd_output_reference(f64[2], shape), 1e-5, 1e-5)
+    check(wg.winograd_output_grad(gdy, backend="cuda"), wg.winograd_output_grad_reference(f64[3]), 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("shape", WINOGRAD_SHAPES)
+def test_winograd_convolution(shape):
+    """The whole forward on the GPU (kernels and cuBLAS's 16 matmuls) against the direct 3x3 convolution."""
+    B, C, H, W = shape
+    x, w, bias = randn(*shape), randn(C, C, 3, 3) / np.float32(3 * np.sqrt(C)), randn(C)
+    gx, gw, gbias = on_gpu(x, w, bias)
+    got = wg.winograd_output(wg.winograd_weight(gw) @ wg.winograd_input(gx, backend="cuda"), shape, gbias,
+                             backend="cuda")
+    cols = im2col_rows_reference(x.astype(np.float64), 3, 1)
+    want = rows_to_nchw_reference(w.reshape(C, -1).astype(np.float64) @ cols, B, H, W, 1) + bias[:, None, None]
+    check(got, want, 1e-4, 1e-4)
