@@ -87,7 +87,8 @@ def winograd_conv(monkeypatch):
         pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
     backend.set_backend("cpu")
     monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 1)
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", {False: 0, True: 0})
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_H_FORWARD", 0)
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_H_BACKWARD", ((0, 0),))
     calls = []
     real = conv._winograd
     monkeypatch.setattr(conv, "_winograd", lambda *a: calls.append(1) or real(*a))
@@ -118,16 +119,15 @@ def test_conv2d_takes_winograd_where_it_pays(monkeypatch):
     if not backend.available("cpu"):
         pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
     backend.set_backend("cpu")
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 8)
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", {False: 2, True: 4})
-    assert conv._use_winograd((2, 4, 4, 4), 4, 3, 1, 1, False)  # 2 * 2 * 2 tiles; 4 * 4 / 8 = 2
-    assert not conv._use_winograd((1, 4, 4, 4), 4, 3, 1, 1, False)  # 4 tiles
-    assert not conv._use_winograd((2, 4, 4, 4), 4, 3, 1, 1, True)  # a backward needs 4
-    assert conv._use_winograd((2, 8, 4, 4), 8, 3, 1, 1, True)
-    assert not conv._use_winograd((2, 1, 4, 4), 64, 3, 1, 1, False)  # one input channel: 64 / 65 < 2
-    assert not conv._use_winograd((2, 8, 8, 8), 8, 3, 2, 1, False) and not conv._use_winograd((2, 8, 8, 8), 8, 1, 1, 0, False)
+    use = conv._use_winograd
+    assert use((16, 64, 32, 32), 64, 3, 1, 1, False) and use((16, 64, 32, 32), 64, 3, 1, 1, True)  # h 32, 4096 tiles
+    assert use((32, 32, 16, 16), 32, 3, 1, 1, False) and not use((32, 32, 16, 16), 32, 3, 1, 1, True)  # h 16
+    assert not use((32, 64, 8, 8), 64, 3, 1, 1, True) and use((8, 256, 8, 8), 256, 3, 1, 1, True)  # 512, 128 tiles
+    assert not use((8, 256, 4, 4), 256, 3, 1, 1, False)  # 32 tiles
+    assert not use((32, 1, 16, 16), 32, 3, 1, 1, False)  # one input channel: h < 1
+    assert not use((16, 64, 32, 32), 64, 3, 2, 1, False) and not use((16, 64, 32, 32), 64, 1, 1, 0, False)
     backend.set_backend("numpy")  # the reference backend keeps the plain im2col path
-    assert not conv._use_winograd((2, 8, 8, 8), 8, 3, 1, 1, False)
+    assert not use((16, 64, 32, 32), 64, 3, 1, 1, False)
 
 
 @pytest.mark.parametrize("groups,silu", [(2, False), (2, True), (4, True), (1, False)])

@@ -22,15 +22,17 @@ from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_
 from pyddpm.ops.winograd import (tiles, winograd_input, winograd_input_grad, winograd_output, winograd_output_grad,
                                  winograd_weight, winograd_weight_grad)
 
-# When Winograd pays (the times: benchmarks/RESULTS.md, "Winograd"): it saves GEMM multiplies, in
-# proportion to C_in * C_out * P, and adds transforms that move (C_in + C_out) * P * 16 values. So it needs
-# enough tiles P = B * ceil(H/2) * ceil(W/2) for 16 efficient GEMMs, and channels with
-# C_in * C_out / (C_in + C_out) large enough: 16 for a forward alone (32 channels in and out: 0.82x the row
-# layout's time), 32 when the backward follows (its two extra transforms: at 32 channels it is 1.07x).
+# When Winograd pays (per-conv times: benchmarks/RESULTS.md, "Winograd"). It saves GEMM multiplies in
+# proportion to C_in * C_out * P and adds transforms that move (C_in + C_out) * P * 16 values, P = B *
+# ceil(H/2) * ceil(W/2) tiles; so it needs enough tiles for 16 efficient GEMMs and enough channels,
+# h = C_in * C_out / (C_in + C_out) (32 channels in and out: h = 16). A forward alone pays from h = 16
+# (0.83x the row layout's time at 32 channels, 16x16, batch 32); with the backward's two more transforms
+# it takes h = 64, or h = 32 on at least 1024 tiles (64 channels: 0.66x at 32x32, 1.03x at 8x8).
 # Measured on the CPU only: no machine here has a GPU, so for cuda these are a guess (cuBLAS on 16 batched
 # matmuls may want more tiles, or fewer), to be measured where a GPU exists.
 WINOGRAD_MIN_TILES = 64
-WINOGRAD_MIN_CHANNELS = {False: 16, True: 32}  # keyed by "a gradient is needed"
+WINOGRAD_MIN_H_FORWARD = 16
+WINOGRAD_MIN_H_BACKWARD = ((64, 64), (32, 1024))  # (h, tiles): the backward pays at either
 WINOGRAD_BACKENDS = ("cpu", "cuda")
 
 
@@ -70,9 +72,14 @@ def _needs_grad(*tensors):
 
 def _use_winograd(shape, C_out, k, stride, padding, needs_grad):
     B, C, H, W = shape
-    return (k == 3 and stride == 1 and padding == 1 and resolve(None) in WINOGRAD_BACKENDS
-            and B * tiles(H) * tiles(W) >= WINOGRAD_MIN_TILES
-            and C * C_out >= WINOGRAD_MIN_CHANNELS[bool(needs_grad)] * (C + C_out))
+    if not (k == 3 and stride == 1 and padding == 1 and resolve(None) in WINOGRAD_BACKENDS):
+        return False
+    P, h = B * tiles(H) * tiles(W), C * C_out / (C + C_out)
+    if P < WINOGRAD_MIN_TILES:
+        return False
+    if not needs_grad:
+        return h >= WINOGRAD_MIN_H_FORWARD
+    return any(h >= min_h and P >= min_p for min_h, min_p in WINOGRAD_MIN_H_BACKWARD)
 
 
 def _winograd(x, xd, w, bias):
@@ -87,8 +94,6 @@ def _winograd(x, xd, w, bias):
     def backward(g):
         dm = winograd_output_grad(array_module(g).ascontiguousarray(g))
         dx = winograd_input_grad(u.swapaxes(1, 2) @ dm, xd.shape) if x.requires_grad else None
-        # Not _weight_grad's (v @ dm^T)^T: NumPy's stacked matmul does not hand a transposed right operand
-        # to BLAS, and that product ran 8x slower than this one.
         dw = winograd_weight_grad(dm @ v.swapaxes(1, 2)) if w.requires_grad else None
         return (dx, dw) if bias is None else (dx, dw, g.sum(axis=(0, 2, 3)))
     return Tensor.from_op(out, parents, backward)
