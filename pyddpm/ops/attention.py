@@ -67,6 +67,8 @@ def attention(q, k, v, scale=None, backend=None):
     scale = _scale(q, scale)
     if backend == "numpy":
         return attention_reference(q, k, v, scale)
+    if backend == "cpu":
+        return extension("cpu").attention(q, k, v, scale)
     xp = array_module(q)
     s = xp.matmul(q, k.swapaxes(-1, -2))
     p = softmax_rows(s, scale, out=s, backend=backend)
@@ -80,6 +82,8 @@ def attention_backward(dout, q, k, v, p, scale=None, backend=None):
     scale = _scale(q, scale)
     if backend == "numpy":
         return attention_backward_reference(dout, q, k, v, p, scale)
+    if backend == "cpu":
+        return extension("cpu").attention_backward(dout, q, k, v, p, scale)
     xp = array_module(q)
     dv = xp.matmul(p.swapaxes(-1, -2), dout)
     dp = xp.matmul(dout, v.swapaxes(-1, -2))
