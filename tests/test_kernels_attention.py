@@ -53,6 +53,50 @@ def test_matches_reference(backend, B, heads, N, d, dtype):
         assert_close(g, want, dtype, f"{name} on {backend}, shape {(B, heads, N, d)}")
 
 
+# Around the CPU kernel's register tile (6 rows of 64 columns, in vectors of 16; csrc/cpu/micro_gemm.h):
+# N and d one tile exactly, short of one, one past several (a partial last row tile, column panel and
+# vector), and the benchmark's shape at a smaller batch.
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("shape", [(1, 1, 6, 64), (1, 3, 5, 15), (2, 2, 13, 17), (1, 2, 70, 130), (2, 1, 129, 65),
+                                   (2, 1, 256, 128)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_reference_around_the_tiles(backend, shape, dtype):
+    if dtype not in dtypes_for(backend):
+        pytest.skip("the CUDA kernels are float32 only")
+    rng = np.random.default_rng(list(shape))
+    q, k, v, dout = (randn(rng, shape, np.float64) for _ in range(4))
+    ref, got = run_both(backend, dtype, q * 2.0, k, v - 0.5, dout)
+    for name, want, g in zip(["out", "P", "dq", "dk", "dv"], ref, got):
+        assert_close(g, want, dtype, f"{name} on {backend}, shape {shape}")
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_any_strides(backend, dtype):
+    """Views with several heads, passed as they are: transposed (the layout of a qkv projection), reversed,
+    stepped, broadcast."""
+    if dtype not in dtypes_for(backend):
+        pytest.skip("the CUDA kernels are float32 only")
+    rng = np.random.default_rng(6)
+    bases = [randn(rng, (2, 2, 2, 19, 70), np.float64), randn(rng, (2, 2, 70, 38), np.float64),
+             randn(rng, (2, 1, 70, 19), np.float64)]
+
+    def views(qkv, v_wide, dout_one_head):
+        q, k = (qkv[:, i].swapaxes(-1, -2) for i in range(2))  # (B, heads, N, d): stride N along d
+        return q, k[:, :, ::-1], v_wide[..., ::2], np.broadcast_to(dout_one_head, q.shape)
+
+    q, k, v, dout = views(*bases)
+    out, p = attention_reference(q, k, v, 0.4)
+    ref = (out, p, *attention_backward_reference(dout, q, k, v, p, 0.4))
+    q, k, v, dout = views(*(a.astype(dtype) for a in bases))
+    assert not q.flags.c_contiguous and k.strides[2] < 0 and v.strides[3] == 2 * v.itemsize and dout.strides[1] == 0
+    q, k, v, dout = to_backend(backend, q, k, v, dout)
+    out_b, p_b = attention(q, k, v, 0.4, backend=backend)
+    got = (out_b, p_b, *attention_backward(dout, q, k, v, p_b, 0.4, backend=backend))
+    for name, want, g in zip(["out", "P", "dq", "dk", "dv"], ref, got):
+        assert_close(g, want, dtype, f"{name} on {backend}")
+
+
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
 def test_explicit_scale_and_strided_inputs(backend):
     """The U-Net passes q, k, v as strided views of its qkv projection; scale may be anything, even < 0."""

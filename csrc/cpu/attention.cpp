@@ -1,14 +1,30 @@
-// Self-attention's row kernels on the CPU: OpenMP over rows, each row's loops vectorised (omp simd; the
-// float exp is exp_f32, which the compiler vectorises, unlike glibc's expf). Row sums accumulate in double
-// whatever T is. The loops only ever read and write index j of a row together, so out may alias an input.
+// Self-attention on the CPU (reference: pyddpm/ops/attention.py), fused: one (batch, head) matrix per
+// OpenMP thread, from its inputs to its outputs, with no BLAS call.
+//     forward:  S = q k^T, P = softmax(scale * S) row by row, out = P v                      (P is returned)
+//     backward: dv = P^T dout, dP = dout v^T, dS = scale * P * (dP - rowsum(dP * P)), dq = dS k, dk = dS^T q
+// Shapes: q, k, v, dout, out, dq, dk, dv (B, heads, N, d); P (B, heads, N, N). q, k, v and dout are read
+// through their strides (the U-Net passes views of its qkv projection): each is packed once per matrix
+// for the matmul that reads it as B, and read in place where it is A.
+//
+// Why fused: at the U-Net's N = 256, one matrix and everything made from it (at d = 128: q, k, v 128 KB
+// each, S/P and dS 256 KB each) fit one core's L2, so S goes from the matmul to the softmax and on to
+// P v without a trip to memory, and the 16 small matmuls per call do not each pay a BLAS call's
+// threading and packing. The matmuls are csrc/cpu/micro_gemm.h's register tile (AVX-512 where the build
+// has it, plain C++ otherwise and for double); the row math is csrc/kernels/attention.cuh's, shared with
+// the CUDA path, which keeps cuBLAS matmuls around the row kernels softmax_rows and softmax_backward_rows
+// below (also bound here, for that path's tests). Row kernels: OpenMP over rows, each row's loops
+// vectorised (omp simd; the float exp is exp_f32, which the compiler vectorises, unlike glibc's expf).
+// Row sums accumulate in double whatever T is. The loops only ever read and write index j of a row
+// together, so out may alias an input.
+//
+// One (batch, head) per thread: B * heads below the thread count leaves threads idle (2 cores here; the
+// U-Net's attention has one head and batches of 2 and more).
 #include "cpu/attention.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <vector>
-
-#include "cpu/micro_gemm.h"
 
 #include "kernels/attention.cuh"
 
@@ -76,32 +92,31 @@ long pack_size(long N, long d) { return std::max(gemm::packed_size(d, N), gemm::
 
 // One (batch, head): S = q k^T into p, softmaxed row by row while the matrix is in L2, then out = P v.
 template <typename T>
-void attention_one(const T* q, const T* k, const T* v, const long* qs, const long* ks, const long* vs, long N,
-                   long d, T scale, T* out, T* p) {
+void attention_one(gemm::Matrix<T> q, gemm::Matrix<T> k, gemm::Matrix<T> v, long N, long d, T scale, T* out, T* p) {
     T* packed = scratch<T, 0>(pack_size(N, d));
-    gemm::pack_b(d, N, k, ks[3], ks[2], packed);  // k^T
-    gemm::matmul(N, N, d, q, qs[2], qs[3], packed, p, N);
+    gemm::pack_b(d, N, k.t(), packed);
+    gemm::matmul(N, N, d, q, packed, p, N);
     for (long r = 0; r < N; ++r) softmax_row(p + r * N, p + r * N, N, scale);
-    gemm::pack_b(N, d, v, vs[2], vs[3], packed);
-    gemm::matmul(N, d, N, p, N, 1L, packed, out, d);
+    gemm::pack_b(N, d, v, packed);
+    gemm::matmul(N, d, N, gemm::Matrix<T>{p, N, 1}, packed, out, d);
 }
 
 // One (batch, head) of the backward; dP and then dS live in a per-thread N x N buffer.
 template <typename T>
-void attention_backward_one(const T* dout, const T* q, const T* k, const T* v, const long* os, const long* qs,
-                            const long* ks, const long* vs, const T* p, long N, long d, T scale, T* dq, T* dk,
-                            T* dv) {
+void attention_backward_one(gemm::Matrix<T> dout, gemm::Matrix<T> q, gemm::Matrix<T> k, gemm::Matrix<T> v,
+                            const T* p, long N, long d, T scale, T* dq, T* dk, T* dv) {
     T* packed = scratch<T, 0>(pack_size(N, d));
     T* ds = scratch<T, 1>(N * N);
-    gemm::pack_b(N, d, dout, os[2], os[3], packed);
-    gemm::matmul(N, d, N, p, 1L, N, packed, dv, d);  // dv = P^T dout
-    gemm::pack_b(d, N, v, vs[3], vs[2], packed);     // v^T
-    gemm::matmul(N, N, d, dout, os[2], os[3], packed, ds, N);  // dP = dout v^T
+    const gemm::Matrix<T> P{p, N, 1}, dS{ds, N, 1};
+    gemm::pack_b(N, d, dout, packed);
+    gemm::matmul(N, d, N, P.t(), packed, dv, d);  // dv = P^T dout
+    gemm::pack_b(d, N, v.t(), packed);
+    gemm::matmul(N, N, d, dout, packed, ds, N);  // dP = dout v^T
     for (long r = 0; r < N; ++r) softmax_backward_row(p + r * N, ds + r * N, ds + r * N, N, scale);
-    gemm::pack_b(N, d, k, ks[2], ks[3], packed);
-    gemm::matmul(N, d, N, ds, N, 1L, packed, dq, d);  // dq = dS k
-    gemm::pack_b(N, d, q, qs[2], qs[3], packed);
-    gemm::matmul(N, d, N, ds, 1L, N, packed, dk, d);  // dk = dS^T q
+    gemm::pack_b(N, d, k, packed);
+    gemm::matmul(N, d, N, dS, packed, dq, d);  // dq = dS k
+    gemm::pack_b(N, d, q, packed);
+    gemm::matmul(N, d, N, dS.t(), packed, dk, d);  // dk = dS^T q
 }
 
 }  // namespace
@@ -111,8 +126,7 @@ void attention_cpu(View4<T> q, View4<T> k, View4<T> v, long B, long H, long N, l
 #pragma omp parallel for schedule(static)
     for (long bh = 0; bh < B * H; ++bh) {
         const long b = bh / H, h = bh % H;
-        attention_one(q.matrix(b, h), k.matrix(b, h), v.matrix(b, h), q.stride, k.stride, v.stride, N, d, scale,
-                      out + bh * N * d, p + bh * N * N);
+        attention_one(q.matrix(b, h), k.matrix(b, h), v.matrix(b, h), N, d, scale, out + bh * N * d, p + bh * N * N);
     }
 }
 
@@ -121,10 +135,9 @@ void attention_backward_cpu(View4<T> dout, View4<T> q, View4<T> k, View4<T> v, c
                             long d, T scale, T* dq, T* dk, T* dv) {
 #pragma omp parallel for schedule(static)
     for (long bh = 0; bh < B * H; ++bh) {
-        const long b = bh / H, h = bh % H;
-        attention_backward_one(dout.matrix(b, h), q.matrix(b, h), k.matrix(b, h), v.matrix(b, h), dout.stride,
-                               q.stride, k.stride, v.stride, p + bh * N * N, N, d, scale, dq + bh * N * d,
-                               dk + bh * N * d, dv + bh * N * d);
+        const long b = bh / H, h = bh % H, nd = bh * N * d;
+        attention_backward_one(dout.matrix(b, h), q.matrix(b, h), k.matrix(b, h), v.matrix(b, h), p + bh * N * N, N,
+                               d, scale, dq + nd, dk + nd, dv + nd);
     }
 }
 
@@ -253,7 +266,8 @@ py::tuple attention_backward_t(py::array dout, py::array q, py::array k, py::arr
 
 void bind(py::module_& m) {
     m.def("attention", [](py::array q, py::array k, py::array v, double scale) {
-        return is_float64("attention", "q", q) ? attention_t<double>(q, k, v, scale) : attention_t<float>(q, k, v, scale);
+        return is_float64("attention", "q", q) ? attention_t<double>(q, k, v, scale)
+                                               : attention_t<float>(q, k, v, scale);
     }, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"),
        "(out, P) of softmax(scale * q k^T) v; q, k, v (B, heads, N, d) with any strides.");
     m.def("attention_backward", [](py::array dout, py::array q, py::array k, py::array v, py::array p, double scale) {

@@ -3,6 +3,8 @@
 // The caller has checked every shape and dtype.
 #pragma once
 
+#include "cpu/micro_gemm.h"
+
 namespace pyddpm {
 
 // A (B, heads, N, d) array read through its strides, counted in elements (q, k, v may be views).
@@ -10,7 +12,9 @@ template <typename T>
 struct View4 {
     const T* data;
     long stride[4];
-    const T* matrix(long b, long h) const { return data + b * stride[0] + h * stride[1]; }
+    gemm::Matrix<T> matrix(long b, long h) const {
+        return {data + b * stride[0] + h * stride[1], stride[2], stride[3]};
+    }
 };
 
 // out = softmax(scale * q k^T) v, and P = softmax(scale * q k^T), per (batch, head). Shapes: q, k, v
