@@ -220,7 +220,7 @@ py::array softmax_backward_t(py::array p, py::array dp, double scale, py::object
     return ds;
 }
 
-// q (called `name`) as a View4: dtype T and the shape of `like` (or any 4-D shape), any strides.
+// `a` (called `name`) as a View4, checked: dtype T, `shape` (-1 matches any size), strides of whole elements.
 template <typename T>
 View4<T> view4(const char* fn, const char* name, const py::array& a, const std::vector<py::ssize_t>& shape) {
     check_array(fn, name, a, py::dtype::of<T>(), shape, /*c_contiguous=*/false);
