@@ -13,7 +13,8 @@ from pyddpm.ops.attention import (attention, attention_backward, attention_refer
                                   softmax_rows_reference)
 
 # Against the float64 oracle, atol relative to the output's largest magnitude (dq, dk, dv sum N products).
-# Worst seen over the shapes below: float32 1.1e-6 (dq), float64 1.2e-14: a margin of ~10x and ~100x.
+# Worst seen over the shapes below on the cpu backend: float32 1.3e-6 (dq), float64 2.0e-14 (dq): a margin
+# of ~7x and ~50x. (At the benchmark's B=16, N=256, d=256: 2.1e-6, dk.)
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
@@ -51,6 +52,50 @@ def test_matches_reference(backend, B, heads, N, d, dtype):
     ref, got = run_both(backend, dtype, q * 2.0, k, v + 1.0, dout)  # * 2: rows far from uniform
     for name, want, g in zip(["out", "P", "dq", "dk", "dv"], ref, got):
         assert_close(g, want, dtype, f"{name} on {backend}, shape {(B, heads, N, d)}")
+
+
+# Around the CPU kernel's register tile (6 rows of 64 columns, in vectors of 16; csrc/cpu/micro_gemm.h):
+# N and d one tile exactly, short of one, one past several (a partial last row tile, column panel and
+# vector), and the benchmark's shape at a smaller batch.
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("shape", [(1, 1, 6, 64), (1, 3, 5, 15), (2, 2, 13, 17), (1, 2, 70, 130), (2, 1, 129, 65),
+                                   (2, 1, 256, 128)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_reference_around_the_tiles(backend, shape, dtype):
+    if dtype not in dtypes_for(backend):
+        pytest.skip("the CUDA kernels are float32 only")
+    rng = np.random.default_rng(list(shape))
+    q, k, v, dout = (randn(rng, shape, np.float64) for _ in range(4))
+    ref, got = run_both(backend, dtype, q * 2.0, k, v - 0.5, dout)
+    for name, want, g in zip(["out", "P", "dq", "dk", "dv"], ref, got):
+        assert_close(g, want, dtype, f"{name} on {backend}, shape {shape}")
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_any_strides(backend, dtype):
+    """Views with several heads, passed as they are: transposed (the layout of a qkv projection), reversed,
+    stepped, broadcast."""
+    if dtype not in dtypes_for(backend):
+        pytest.skip("the CUDA kernels are float32 only")
+    rng = np.random.default_rng(6)
+    bases = [randn(rng, (2, 2, 2, 19, 70), np.float64), randn(rng, (2, 2, 70, 38), np.float64),
+             randn(rng, (2, 1, 70, 19), np.float64)]
+
+    def views(qkv, v_wide, dout_one_head):
+        q, k = (qkv[:, i].swapaxes(-1, -2) for i in range(2))  # (B, heads, N, d): stride N along d
+        return q, k[:, :, ::-1], v_wide[..., ::2], np.broadcast_to(dout_one_head, q.shape)
+
+    q, k, v, dout = views(*bases)
+    out, p = attention_reference(q, k, v, 0.4)
+    ref = (out, p, *attention_backward_reference(dout, q, k, v, p, 0.4))
+    q, k, v, dout = views(*(a.astype(dtype) for a in bases))
+    assert not q.flags.c_contiguous and k.strides[2] < 0 and v.strides[3] == 2 * v.itemsize and dout.strides[1] == 0
+    q, k, v, dout = to_backend(backend, q, k, v, dout)
+    out_b, p_b = attention(q, k, v, 0.4, backend=backend)
+    got = (out_b, p_b, *attention_backward(dout, q, k, v, p_b, 0.4, backend=backend))
+    for name, want, g in zip(["out", "P", "dq", "dk", "dv"], ref, got):
+        assert_close(g, want, dtype, f"{name} on {backend}")
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
@@ -178,6 +223,9 @@ def test_bad_input_raises(backend):
         softmax_backward_rows(rows[:4], rows[4:], 1.0, out=rows[2:6], backend=backend)
     softmax_rows(rows[:4], 1.0, out=rows[4:], backend=backend)  # adjacent is not overlapping
     if backend == "cpu":
+        half = np.lib.stride_tricks.as_strided(q, strides=(*q.strides[:3], 2))  # half a float32 apart
+        with pytest.raises(TypeError, match="whole elements"):
+            attention(half, k, v, backend=backend)
         frozen = p.copy()
         frozen.flags.writeable = False
         with pytest.raises(ValueError, match="read-only"):

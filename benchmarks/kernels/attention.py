@@ -6,10 +6,11 @@ positions; the block's channels are the head dimension d), forward and backward 
 What pyddpm computes (pyddpm/ops/attention.py; pyddpm/autograd/attention.py is its autograd op):
     q, k, v (B, 1, N, d);  out = softmax(d**-0.5 * q k^T) v   along the last axis
 and the forward also returns P = softmax(...) (B, 1, N, N), which the backward takes.
-impls: numpy (the reference), cpu (NumPy's BLAS matmuls around the fused softmax row kernels,
-csrc/cpu/attention.cpp), torch (F.scaled_dot_product_attention(q, k, v): the same math, default scale
-1/sqrt(d), its backward by autograd), torch-math (torch's own matmul, softmax, matmul with autograd:
-the same unfused algorithm as pyddpm's, on torch's BLAS). The torch forwards are timed with grad enabled.
+impls: numpy (the reference), cpu (the fused kernels, csrc/cpu/attention.cpp: one (batch, head) per
+thread, its matmuls on pyddpm's own micro-kernel), torch (F.scaled_dot_product_attention(q, k, v): the
+same math, default scale 1/sqrt(d), its backward by autograd), torch-math (torch's own matmul, softmax,
+matmul with autograd: the unfused algorithm of pyddpm's cuda path, on torch's BLAS). The torch forwards
+are timed with grad enabled.
 """
 
 import pathlib

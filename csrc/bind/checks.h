@@ -26,12 +26,16 @@ inline std::string shape_str(const std::vector<py::ssize_t>& shape) {
 }
 
 // Checks `a` (called `name` in messages) against `dtype` and `shape`; -1 in `shape` matches any size.
+// c_contiguous = false accepts any strides that are whole elements (a kernel reading through strides).
 inline void check_array(const char* fn, const char* name, const py::array& a, const py::dtype& dtype,
-                        const std::vector<py::ssize_t>& shape) {
+                        const std::vector<py::ssize_t>& shape, bool c_contiguous = true) {
     if (!a.dtype().is(dtype))
         throw py::type_error(std::string(fn) + ": " + name + " must be " + std::string(py::str(dtype)) +
                              ", got " + std::string(py::str(a.dtype())));
-    if (!(a.flags() & py::array::c_style))
+    for (py::ssize_t i = 0; !c_contiguous && i < a.ndim(); ++i)
+        if (a.strides(i) % a.itemsize())
+            throw py::type_error(std::string(fn) + ": " + name + "'s strides must be whole elements");
+    if (c_contiguous && !(a.flags() & py::array::c_style))
         throw py::type_error(std::string(fn) + ": " + name + " must be C-contiguous (use np.ascontiguousarray)");
     bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
     for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || a.shape(i) == shape[i];

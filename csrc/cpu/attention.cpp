@@ -1,52 +1,155 @@
-// Self-attention's row kernels on the CPU: OpenMP over rows, each row's loops vectorised (omp simd; the
-// float exp is exp_f32, which the compiler vectorises, unlike glibc's expf). Row sums accumulate in double
-// whatever T is. The loops only ever read and write index j of a row together, so out may alias an input.
+// Self-attention on the CPU (reference: pyddpm/ops/attention.py), fused: one (batch, head) matrix per
+// OpenMP thread, from its inputs to its outputs, with no BLAS call.
+//     forward:  S = q k^T, P = softmax(scale * S) row by row, out = P v                      (P is returned)
+//     backward: dv = P^T dout, dP = dout v^T, dS = scale * P * (dP - rowsum(dP * P)), dq = dS k, dk = dS^T q
+// Shapes: q, k, v, dout, out, dq, dk, dv (B, heads, N, d); P (B, heads, N, N). q, k, v and dout are read
+// through their strides (the U-Net passes views of its qkv projection): each is packed once per matrix
+// for the matmul that reads it as B, and read in place where it is A.
+//
+// Why fused: at the U-Net's N = 256, one matrix and everything made from it (at d = 128: q, k, v 128 KB
+// each, S/P and dS 256 KB each) fit one core's L2, so S goes from the matmul to the softmax and on to
+// P v without a trip to memory, and the 16 small matmuls per call do not each pay a BLAS call's
+// threading and packing. The matmuls are csrc/cpu/micro_gemm.h's register tile (AVX-512 where the build
+// has it, plain C++ otherwise and for double); the row math is csrc/kernels/attention.cuh's, shared with
+// the CUDA path, which keeps cuBLAS matmuls around the row kernels softmax_rows and softmax_backward_rows
+// below (also bound here, for that path's tests). Row kernels: OpenMP over rows, each row's loops
+// vectorised (omp simd; the float exp is exp_f32, which the compiler vectorises, unlike glibc's expf).
+// Row sums accumulate in double whatever T is. The loops only ever read and write index j of a row
+// together, so out may alias an input.
+//
+// One (batch, head) per thread: B * heads below the thread count leaves threads idle (2 cores here; the
+// U-Net's attention has one head and batches of 2 and more).
 #include "cpu/attention.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "kernels/attention.cuh"
 
 namespace pyddpm {
 
+namespace {
+
+// One row of softmax_rows: y = softmax(scale * x), n values; y may be x.
+template <typename T>
+inline void softmax_row(const T* x, T* y, long n, T scale) {
+    T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+    for (long j = 0; j < n; ++j) m = scale * x[j] > m ? scale * x[j] : m;
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (long j = 0; j < n; ++j) {
+        const T e = attn::softmax_numerator(x[j], scale, m);
+        y[j] = e;
+        sum += e;
+    }
+    const T inv = T(1.0 / sum);  // sum >= 1: the maximum contributes exp(0)
+#pragma omp simd
+    for (long j = 0; j < n; ++j) y[j] *= inv;
+}
+
+// One row of softmax_backward_rows: out = scale * p * (dp - sum(dp * p)), n values; out may be p or dp.
+template <typename T>
+inline void softmax_backward_row(const T* p, const T* dp, T* out, long n, T scale) {
+    double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
+    for (long j = 0; j < n; ++j) dot += double(dp[j]) * p[j];
+    const T d = T(dot);
+#pragma omp simd
+    for (long j = 0; j < n; ++j) out[j] = attn::softmax_grad(p[j], dp[j], d, scale);
+}
+
+}  // namespace
+
 template <typename T>
 void softmax_rows_cpu(const T* s, T* p, long rows, long n, T scale) {
 #pragma omp parallel for schedule(static)
-    for (long r = 0; r < rows; ++r) {
-        const T* x = s + r * n;
-        T* y = p + r * n;
-        T m = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : m)
-        for (long j = 0; j < n; ++j) m = scale * x[j] > m ? scale * x[j] : m;
-        double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-        for (long j = 0; j < n; ++j) {
-            const T e = attn::softmax_numerator(x[j], scale, m);
-            y[j] = e;
-            sum += e;
-        }
-        const T inv = T(1.0 / sum);  // sum >= 1: the maximum contributes exp(0)
-#pragma omp simd
-        for (long j = 0; j < n; ++j) y[j] *= inv;
-    }
+    for (long r = 0; r < rows; ++r) softmax_row(s + r * n, p + r * n, n, scale);
 }
 
 template <typename T>
 void softmax_backward_rows_cpu(const T* p, const T* dp, T* ds, long rows, long n, T scale) {
 #pragma omp parallel for schedule(static)
-    for (long r = 0; r < rows; ++r) {
-        const T* pr = p + r * n;
-        const T* dpr = dp + r * n;
-        T* out = ds + r * n;
-        double dot = 0.0;
-#pragma omp simd reduction(+ : dot)
-        for (long j = 0; j < n; ++j) dot += double(dpr[j]) * pr[j];
-        const T d = T(dot);
-#pragma omp simd
-        for (long j = 0; j < n; ++j) out[j] = attn::softmax_grad(pr[j], dpr[j], d, scale);
+    for (long r = 0; r < rows; ++r) softmax_backward_row(p + r * n, dp + r * n, ds + r * n, n, scale);
+}
+
+namespace {
+
+// Per-thread scratch, kept between calls (OpenMP keeps its threads) so no call pays for fresh pages;
+// 64-byte aligned so each packed row of B starts a cache line. Slot tells two buffers of one T apart.
+template <typename T, int Slot>
+T* scratch(long count) {
+    thread_local std::vector<T> buf;
+    const long pad = 64 / sizeof(T);
+    if (static_cast<long>(buf.size()) < count + pad) buf.resize(count + pad);
+    const auto misalign = reinterpret_cast<std::uintptr_t>(buf.data()) % 64;
+    return buf.data() + (misalign ? (64 - misalign) / sizeof(T) : 0);
+}
+
+long pack_size(long N, long d) { return std::max(gemm::packed_size(d, N), gemm::packed_size(N, d)); }
+
+// One (batch, head): S = q k^T into p, softmaxed row by row while the matrix is in L2, then out = P v.
+template <typename T>
+void attention_one(gemm::Matrix<T> q, gemm::Matrix<T> k, gemm::Matrix<T> v, long N, long d, T scale, T* out, T* p) {
+    T* packed = scratch<T, 0>(pack_size(N, d));
+    gemm::pack_b(d, N, k.t(), packed);
+    gemm::matmul(N, N, d, q, packed, p, N);
+    for (long r = 0; r < N; ++r) softmax_row(p + r * N, p + r * N, N, scale);
+    gemm::pack_b(N, d, v, packed);
+    gemm::matmul(N, d, N, gemm::Matrix<T>{p, N, 1}, packed, out, d);
+}
+
+// One (batch, head) of the backward; dP and then dS live in a per-thread N x N buffer.
+template <typename T>
+void attention_backward_one(gemm::Matrix<T> dout, gemm::Matrix<T> q, gemm::Matrix<T> k, gemm::Matrix<T> v,
+                            const T* p, long N, long d, T scale, T* dq, T* dk, T* dv) {
+    T* packed = scratch<T, 0>(pack_size(N, d));
+    T* ds = scratch<T, 1>(N * N);
+    const gemm::Matrix<T> P{p, N, 1}, dS{ds, N, 1};
+    gemm::pack_b(N, d, dout, packed);
+    gemm::matmul(N, d, N, P.t(), packed, dv, d);  // dv = P^T dout
+    gemm::pack_b(d, N, v.t(), packed);
+    gemm::matmul(N, N, d, dout, packed, ds, N);  // dP = dout v^T
+    for (long r = 0; r < N; ++r) softmax_backward_row(p + r * N, ds + r * N, ds + r * N, N, scale);
+    gemm::pack_b(N, d, k, packed);
+    gemm::matmul(N, d, N, dS, packed, dq, d);  // dq = dS k
+    gemm::pack_b(N, d, q, packed);
+    gemm::matmul(N, d, N, dS.t(), packed, dk, d);  // dk = dS^T q
+}
+
+}  // namespace
+
+template <typename T>
+void attention_cpu(View4<T> q, View4<T> k, View4<T> v, long B, long H, long N, long d, T scale, T* out, T* p) {
+#pragma omp parallel for schedule(static)
+    for (long bh = 0; bh < B * H; ++bh) {
+        const long b = bh / H, h = bh % H;
+        attention_one(q.matrix(b, h), k.matrix(b, h), v.matrix(b, h), N, d, scale, out + bh * N * d, p + bh * N * N);
     }
 }
 
+template <typename T>
+void attention_backward_cpu(View4<T> dout, View4<T> q, View4<T> k, View4<T> v, const T* p, long B, long H, long N,
+                            long d, T scale, T* dq, T* dk, T* dv) {
+#pragma omp parallel for schedule(static)
+    for (long bh = 0; bh < B * H; ++bh) {
+        const long b = bh / H, h = bh % H, nd = bh * N * d;
+        attention_backward_one(dout.matrix(b, h), q.matrix(b, h), k.matrix(b, h), v.matrix(b, h), p + bh * N * N, N,
+                               d, scale, dq + nd, dk + nd, dv + nd);
+    }
+}
+
+template void attention_cpu<float>(View4<float>, View4<float>, View4<float>, long, long, long, long, float, float*,
+                                   float*);
+template void attention_cpu<double>(View4<double>, View4<double>, View4<double>, long, long, long, long, double,
+                                    double*, double*);
+template void attention_backward_cpu<float>(View4<float>, View4<float>, View4<float>, View4<float>, const float*,
+                                            long, long, long, long, float, float*, float*, float*);
+template void attention_backward_cpu<double>(View4<double>, View4<double>, View4<double>, View4<double>,
+                                             const double*, long, long, long, long, double, double*, double*,
+                                             double*);
 template void softmax_rows_cpu<float>(const float*, float*, long, long, float);
 template void softmax_rows_cpu<double>(const double*, double*, long, long, double);
 template void softmax_backward_rows_cpu<float>(const float*, const float*, float*, long, long, float);
@@ -117,7 +220,61 @@ py::array softmax_backward_t(py::array p, py::array dp, double scale, py::object
     return ds;
 }
 
+// `a` (called `name`) as a View4, checked: dtype T, `shape` (-1 matches any size), strides of whole elements.
+template <typename T>
+View4<T> view4(const char* fn, const char* name, const py::array& a, const std::vector<py::ssize_t>& shape) {
+    check_array(fn, name, a, py::dtype::of<T>(), shape, /*c_contiguous=*/false);
+    View4<T> view{static_cast<const T*>(a.data()), {}};
+    for (int i = 0; i < 4; ++i) view.stride[i] = static_cast<long>(a.strides(i) / a.itemsize());
+    return view;
+}
+
+template <typename T>
+py::tuple attention_t(py::array q, py::array k, py::array v, double scale) {
+    const char* fn = "attention";
+    const View4<T> qv = view4<T>(fn, "q", q, {-1, -1, -1, -1});
+    const std::vector<py::ssize_t> shape = shape_of(q);
+    const View4<T> kv = view4<T>(fn, "k", k, shape), vv = view4<T>(fn, "v", v, shape);
+    const long B = shape[0], H = shape[1], N = shape[2], d = shape[3];
+    check_positive(fn, "q.size", q.size());
+    py::array_t<T> out(shape), p(std::vector<py::ssize_t>{B, H, N, N});
+    {
+        py::gil_scoped_release release;
+        attention_cpu<T>(qv, kv, vv, B, H, N, d, T(scale), out.mutable_data(), p.mutable_data());
+    }
+    return py::make_tuple(out, p);
+}
+
+template <typename T>
+py::tuple attention_backward_t(py::array dout, py::array q, py::array k, py::array v, py::array p, double scale) {
+    const char* fn = "attention_backward";
+    const View4<T> qv = view4<T>(fn, "q", q, {-1, -1, -1, -1});
+    const std::vector<py::ssize_t> shape = shape_of(q);
+    const View4<T> kv = view4<T>(fn, "k", k, shape), vv = view4<T>(fn, "v", v, shape);
+    const View4<T> ov = view4<T>(fn, "dout", dout, shape);
+    const long B = shape[0], H = shape[1], N = shape[2], d = shape[3];
+    check_array(fn, "p", p, py::dtype::of<T>(), {B, H, N, N});
+    check_positive(fn, "q.size", q.size());
+    py::array_t<T> dq(shape), dk(shape), dv(shape);
+    {
+        py::gil_scoped_release release;
+        attention_backward_cpu<T>(ov, qv, kv, vv, static_cast<const T*>(p.data()), B, H, N, d, T(scale),
+                                  dq.mutable_data(), dk.mutable_data(), dv.mutable_data());
+    }
+    return py::make_tuple(dq, dk, dv);
+}
+
 void bind(py::module_& m) {
+    m.def("attention", [](py::array q, py::array k, py::array v, double scale) {
+        return is_float64("attention", "q", q) ? attention_t<double>(q, k, v, scale)
+                                               : attention_t<float>(q, k, v, scale);
+    }, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"),
+       "(out, P) of softmax(scale * q k^T) v; q, k, v (B, heads, N, d) with any strides.");
+    m.def("attention_backward", [](py::array dout, py::array q, py::array k, py::array v, py::array p, double scale) {
+        return is_float64("attention_backward", "q", q) ? attention_backward_t<double>(dout, q, k, v, p, scale)
+                                                        : attention_backward_t<float>(dout, q, k, v, p, scale);
+    }, py::arg("dout"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("p"), py::arg("scale"),
+       "(dq, dk, dv) of attention given dout and the forward's P (C-contiguous); any strides elsewhere.");
     m.def("softmax_rows", [](py::array s, double scale, py::object out) {
         return is_float64("softmax_rows", "s", s) ? softmax_t<double>(s, scale, out) : softmax_t<float>(s, scale, out);
     }, py::arg("s"), py::arg("scale"), py::arg("out") = py::none(),

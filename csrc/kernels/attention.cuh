@@ -1,7 +1,7 @@
 // Self-attention's row kernels: the per-element math (reference: pyddpm/ops/attention.py).
 //
-// The matmuls stay in the array library (BLAS, cuBLAS); between them, one row of the (B, heads, N, N)
-// score matrix at a time, with x = S[row] = (q k^T)[row] (unscaled) and a scale (d^-0.5 in DDPM):
+// The matmuls are cuBLAS's on the GPU and csrc/cpu/micro_gemm.h's on the CPU; between them, one row of
+// the (B, heads, N, N) score matrix at a time, with x = S[row] = (q k^T)[row] (unscaled) and a scale (d^-0.5 in DDPM):
 //     forward:   m = max_j scale*x_j,  e_j = exp(scale*x_j - m),  P_j = e_j / sum_j e_j
 //     backward:  dS_j = scale * P_j * (dP_j - sum_i dP_i P_i)     (dP = dout v^T; the gradient w.r.t. x)
 // Subtracting the row maximum keeps exp in range: softmax is shift-invariant, and every e_j <= 1.

@@ -1,4 +1,4 @@
-"""Scaled dot-product self-attention: the NumPy reference (the oracle) and the dispatch to the row kernels.
+"""Scaled dot-product self-attention: the NumPy reference (the oracle) and the dispatch to the fused kernels.
 
 Forward, per (batch, head) over N positions with head dimension d (Vaswani et al. 2017, Eq. 1; the
 self-attention at 16x16 in the DDPM U-Net, Ho et al. 2020, Appendix B):
@@ -8,11 +8,17 @@ Backward, given dout:
 Shapes: q, k, v, out (B, heads, N, d); P (B, heads, N, N) is saved for the backward (at N = 256 it is
 small enough to keep, and recomputing it would cost another matmul).
 
-The matmuls run in the array library (NumPy's BLAS, CuPy's cuBLAS) on every backend; the fused kernels
-are the two row-wise steps between them, softmax_rows and softmax_backward_rows (csrc/kernels/attention.cuh,
-csrc/cpu/attention.cpp, csrc/cuda/attention.cu), each one sweep over the score matrix (a row at a time,
-while it is in cache) in place of NumPy's five or six whole-array passes. q, k, v and dout only meet the matmuls, so any strides are accepted (the U-Net's attention block
-passes views of its qkv projection); P, dP and S, which the kernels read, are C-contiguous buffers.
+cpu backend: one fused kernel each way (csrc/cpu/attention.cpp): each OpenMP thread takes whole (batch,
+head) matrices and runs all of the above for one, its matmuls on a register-tiled micro-kernel
+(csrc/cpu/micro_gemm.h), the softmax rows done while S is still in that core's L2. At N = 256 one
+matrix's working set fits L2, so this beats six BLAS calls per matrix around two row passes over memory.
+q, k, v and dout may have any strides (the U-Net's attention block passes views of its qkv projection);
+float32 and float64.
+
+cuda backend: the matmuls in cuBLAS (through CuPy), between them the fused row kernels softmax_rows and
+softmax_backward_rows (csrc/kernels/attention.cuh, csrc/cuda/attention.cu), each one sweep over the score
+matrix (a row at a time) in place of five or six whole-array passes. q, k, v and dout only meet the
+matmuls, so any strides are accepted; P, dP and S, which the row kernels read, are C-contiguous buffers.
 """
 
 import numpy as np
@@ -67,6 +73,8 @@ def attention(q, k, v, scale=None, backend=None):
     scale = _scale(q, scale)
     if backend == "numpy":
         return attention_reference(q, k, v, scale)
+    if backend == "cpu":
+        return extension("cpu").attention(q, k, v, scale)
     xp = array_module(q)
     s = xp.matmul(q, k.swapaxes(-1, -2))
     p = softmax_rows(s, scale, out=s, backend=backend)
@@ -80,6 +88,8 @@ def attention_backward(dout, q, k, v, p, scale=None, backend=None):
     scale = _scale(q, scale)
     if backend == "numpy":
         return attention_backward_reference(dout, q, k, v, p, scale)
+    if backend == "cpu":
+        return extension("cpu").attention_backward(dout, q, k, v, p, scale)
     xp = array_module(q)
     dv = xp.matmul(p.swapaxes(-1, -2), dout)
     dp = xp.matmul(dout, v.swapaxes(-1, -2))
