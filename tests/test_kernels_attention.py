@@ -230,3 +230,22 @@ def test_bad_input_raises(backend):
         frozen.flags.writeable = False
         with pytest.raises(ValueError, match="read-only"):
             softmax_rows(p, 1.0, out=frozen, backend=backend)
+
+
+def test_cpu_without_simd_tiles_runs_blas_and_the_row_kernels(monkeypatch):
+    """A build whose micro-kernel has no AVX-512 or AVX2 tile (attention_simd false) takes the BLAS path,
+    which must still match the reference and must not call the fused kernels."""
+    if not backends.available("cpu"):
+        pytest.skip("pyddpm._cpu is not built (pip install -e .)")
+    ext = backends.extension("cpu")
+
+    def refuse(*_):
+        raise AssertionError("the fused kernel ran without SIMD tiles")
+    monkeypatch.setattr(ext, "attention_simd", False)
+    monkeypatch.setattr(ext, "attention", refuse)
+    monkeypatch.setattr(ext, "attention_backward", refuse)
+    rng = np.random.default_rng(5)
+    q, k, v, dout = (randn(rng, (2, 1, 9, 5), np.float64) for _ in range(4))
+    ref, got = run_both("cpu", np.float32, q * 2.0, k, v, dout)
+    for name, want, g in zip(["out", "P", "dq", "dk", "dv"], ref, got):
+        assert_close(g, want, np.float32, f"{name} on the BLAS path")
