@@ -88,7 +88,9 @@ def shape_cases(shape, torch, backends):
     flops = 2 * B * K * C * 9 * H * H
     tiles = B * wg.tiles(H) ** 2
     fwd_bytes = 4 * (x.size + 16 * C * tiles + 16 * K * C + 16 * K * tiles + B * K * H * H)  # x, V, U, M, y
-    tol = dict(rtol=1e-4, atol=1e-4)  # float32 GEMMs of up to 9 * C terms, summed in different orders
+    # float32 sums in different orders: y of 9 * C terms, dw of B * H * W (8192 here: dw ~ 90 in size, and
+    # the row layout's dw differs from Winograd's by up to 4e-4 where an entry is near 0).
+    tol = dict(rtol=1e-4, atol=2e-3)
     yield Case(f"conv3x3 fwd {shape}", "winograd", fwd, bytes_moved=fwd_bytes, flops=flops, **tol)
     yield Case(f"conv3x3 fwd+bwd {shape}", "winograd", fwd_bwd, bytes_moved=3 * fwd_bytes, flops=3 * flops, **tol)
 
