@@ -233,7 +233,7 @@ def test_bad_input_raises(backend):
 
 
 def test_cpu_without_simd_tiles_runs_blas_and_the_row_kernels(monkeypatch):
-    """A build whose micro-kernel has no AVX-512 or AVX2 tile (attention_simd false) takes the BLAS path,
+    """A build whose micro-kernel has no AVX-512 or AVX2 tile (gemm_simd false) takes the BLAS path,
     which must still match the reference and must not call the fused kernels."""
     if not backends.available("cpu"):
         pytest.skip("pyddpm._cpu is not built (pip install -e .)")
@@ -241,7 +241,7 @@ def test_cpu_without_simd_tiles_runs_blas_and_the_row_kernels(monkeypatch):
 
     def refuse(*_):
         raise AssertionError("the fused kernel ran without SIMD tiles")
-    monkeypatch.setattr(ext, "attention_simd", False)
+    monkeypatch.setattr(ext, "gemm_simd", False)
     monkeypatch.setattr(ext, "attention", refuse)
     monkeypatch.setattr(ext, "attention_backward", refuse)
     rng = np.random.default_rng(5)

@@ -265,11 +265,6 @@ py::tuple attention_backward_t(py::array dout, py::array q, py::array k, py::arr
 }
 
 void bind(py::module_& m) {
-#if defined(PYDDPM_GEMM_SIMD)
-    m.attr("attention_simd") = true;
-#else
-    m.attr("attention_simd") = false;  // the fused kernels' plain loop loses to BLAS: pyddpm.ops uses BLAS
-#endif
     m.def("attention", [](py::array q, py::array k, py::array v, double scale) {
         return is_float64("attention", "q", q) ? attention_t<double>(q, k, v, scale)
                                                : attention_t<float>(q, k, v, scale);

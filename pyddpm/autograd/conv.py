@@ -18,6 +18,7 @@ fused kernels take C-contiguous arrays, so x and the incoming gradient are made 
 from pyddpm.autograd.tensor import Tensor, as_tensor, is_grad_enabled
 from pyddpm.ops import array_module
 from pyddpm.ops.backend import resolve
+from pyddpm.ops.batched_matmul import batched_matmul
 from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, output_size, rows_to_nchw
 from pyddpm.ops.winograd import (tiles, winograd_input, winograd_input_grad, winograd_output, winograd_output_grad,
                                  winograd_weight, winograd_weight_grad)
@@ -88,13 +89,13 @@ def _winograd(x, xd, w, bias):
     B, _, H, W = xd.shape
     y_shape = (B, w.shape[0], H, W)
     u, v = winograd_weight(w.data), winograd_input(xd)
-    out = winograd_output(u @ v, y_shape, None if bias is None else bias.data)
+    out = winograd_output(batched_matmul(u, v), y_shape, None if bias is None else bias.data)
     parents = (x, w) if bias is None else (x, w, bias)
 
     def backward(g):
         dm = winograd_output_grad(array_module(g).ascontiguousarray(g))
-        dx = winograd_input_grad(u.swapaxes(1, 2) @ dm, xd.shape) if x.requires_grad else None
-        dw = winograd_weight_grad(dm @ v.swapaxes(1, 2)) if w.requires_grad else None
+        dx = winograd_input_grad(batched_matmul(u.swapaxes(1, 2), dm), xd.shape) if x.requires_grad else None
+        dw = winograd_weight_grad(batched_matmul(dm, v.swapaxes(1, 2))) if w.requires_grad else None
         return (dx, dw) if bias is None else (dx, dw, g.sum(axis=(0, 2, 3)))
     return Tensor.from_op(out, parents, backward)
 

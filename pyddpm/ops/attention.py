@@ -15,7 +15,7 @@ matrix's working set fits L2, so this beats six BLAS calls per matrix around two
 q, k, v and dout may have any strides (the U-Net's attention block passes views of its qkv projection);
 float32 and float64. The micro-kernel's float32 tile needs AVX-512 or AVX2 + FMA in the build
 (-march=native); on a machine with neither, its plain loop would lose to BLAS, so the cpu backend there
-(extension attribute attention_simd false) runs the cuda backend's scheme below on NumPy's BLAS.
+(extension attribute gemm_simd false) runs the cuda backend's scheme below on NumPy's BLAS.
 
 cuda backend: the matmuls in cuBLAS (through CuPy), between them the fused row kernels softmax_rows and
 softmax_backward_rows (csrc/kernels/attention.cuh, csrc/cuda/attention.cu), each one sweep over the score
@@ -75,7 +75,7 @@ def attention(q, k, v, scale=None, backend=None):
     scale = _scale(q, scale)
     if backend == "numpy":
         return attention_reference(q, k, v, scale)
-    if backend == "cpu" and extension("cpu").attention_simd:
+    if backend == "cpu" and extension("cpu").gemm_simd:
         return extension("cpu").attention(q, k, v, scale)
     xp = array_module(q)
     s = xp.matmul(q, k.swapaxes(-1, -2))
@@ -90,7 +90,7 @@ def attention_backward(dout, q, k, v, p, scale=None, backend=None):
     scale = _scale(q, scale)
     if backend == "numpy":
         return attention_backward_reference(dout, q, k, v, p, scale)
-    if backend == "cpu" and extension("cpu").attention_simd:
+    if backend == "cpu" and extension("cpu").gemm_simd:
         return extension("cpu").attention_backward(dout, q, k, v, p, scale)
     xp = array_module(q)
     dv = xp.matmul(p.swapaxes(-1, -2), dout)

@@ -1,0 +1,27 @@
+"""c[i] = a[i] @ b[i] for a stack of matrices: a (n, m, k), b (n, k, p) -> c (n, m, p).
+
+The reference is the array library's own stacked matmul (`a @ b`), which is also what the numpy and cuda
+backends run (CuPy: cuBLAS's batched GEMM). The cpu backend runs csrc/cpu/batched_matmul.cpp: one OpenMP
+thread per (matrix, column panel) on a register-tiled micro-kernel, where NumPy calls a 2-thread sgemm per
+matrix (faster on stacks of middling matrices, such as Winograd's 16 per convolution: benchmarks/RESULTS.md).
+a and b may be any strided views (a transpose is free for a); the cpu kernel takes float32 or float64, and
+falls back to NumPy's matmul where its build has no SIMD tile (the extension's gemm_simd).
+"""
+
+from pyddpm.ops.backend import extension, resolve
+
+
+def batched_matmul(a, b, backend=None):
+    """a (n, m, k) @ b (n, k, p) -> (n, m, p), C-contiguous."""
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        raise ValueError(f"batched_matmul: a (n, m, k) and b (n, k, p) do not fit: a {a.shape}, b {b.shape}")
+    backend = resolve(backend)
+    if backend == "cpu" and extension("cpu").gemm_simd:
+        return extension("cpu").batched_matmul(a, b)
+    return batched_matmul_reference(a, b)
+
+
+def batched_matmul_reference(a, b):
+    """The reference: the array library's stacked matmul."""
+    return a @ b
+
