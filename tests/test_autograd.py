@@ -87,8 +87,7 @@ def winograd_conv(monkeypatch):
         pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
     backend.set_backend("cpu")
     monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 1)
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_H_FORWARD", 0)
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_H_BACKWARD", ((0, 0),))
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_H", 0)
     calls = []
     real = conv._winograd
     monkeypatch.setattr(conv, "_winograd", lambda *a: calls.append(1) or real(*a))
@@ -120,14 +119,12 @@ def test_conv2d_takes_winograd_where_it_pays(monkeypatch):
         pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
     backend.set_backend("cpu")
     use = conv._use_winograd
-    assert use((16, 64, 32, 32), 64, 3, 1, 1, False) and use((16, 64, 32, 32), 64, 3, 1, 1, True)  # h 32, 4096 tiles
-    assert use((32, 32, 16, 16), 32, 3, 1, 1, False) and not use((32, 32, 16, 16), 32, 3, 1, 1, True)  # h 16
-    assert not use((32, 64, 8, 8), 64, 3, 1, 1, True) and use((8, 256, 8, 8), 256, 3, 1, 1, True)  # 512, 128 tiles
-    assert not use((8, 256, 4, 4), 256, 3, 1, 1, False)  # 32 tiles
-    assert not use((32, 1, 16, 16), 32, 3, 1, 1, False)  # one input channel: h < 1
-    assert not use((16, 64, 32, 32), 64, 3, 2, 1, False) and not use((16, 64, 32, 32), 64, 1, 1, 0, False)
+    assert use((32, 16, 16, 16), 16, 3, 1, 1) and use((8, 128, 4, 4), 128, 3, 1, 1)  # h 8; 32 tiles
+    assert not use((4, 128, 4, 4), 128, 3, 1, 1)  # 16 tiles
+    assert not use((16, 3, 32, 32), 64, 3, 1, 1) and not use((32, 1, 16, 16), 32, 3, 1, 1)  # h < 8
+    assert not use((16, 64, 32, 32), 64, 3, 2, 1) and not use((16, 64, 32, 32), 64, 1, 1, 0)
     backend.set_backend("numpy")  # the reference backend keeps the plain im2col path
-    assert not use((16, 64, 32, 32), 64, 3, 1, 1, False)
+    assert not use((16, 64, 32, 32), 64, 3, 1, 1)
 
 
 @pytest.mark.parametrize("groups,silu", [(2, False), (2, True), (4, True), (1, False)])

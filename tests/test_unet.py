@@ -101,8 +101,7 @@ def test_winograd_network_matches_the_reference_backend(monkeypatch):
     ref_out, ref_grads = run()
     backend.set_backend("cpu")
     monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 1)
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_H_FORWARD", 0)
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_H_BACKWARD", ((0, 0),))
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_H", 0)
     calls = []
     real = conv._winograd
     monkeypatch.setattr(conv, "_winograd", lambda *a: calls.append(1) or real(*a))

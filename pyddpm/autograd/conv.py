@@ -15,7 +15,7 @@ The copies (im2col, col2im and the row-layout moves) run on the run's backend (p
 fused kernels take C-contiguous arrays, so x and the incoming gradient are made contiguous once here.
 """
 
-from pyddpm.autograd.tensor import Tensor, as_tensor, is_grad_enabled
+from pyddpm.autograd.tensor import Tensor, as_tensor
 from pyddpm.ops import array_module
 from pyddpm.ops.backend import resolve
 from pyddpm.ops.batched_matmul import batched_matmul
@@ -25,15 +25,14 @@ from pyddpm.ops.winograd import (tiles, winograd_input, winograd_input_grad, win
 
 # When Winograd pays (per-conv times: benchmarks/RESULTS.md, "Winograd"). It saves GEMM multiplies in
 # proportion to C_in * C_out * P and adds transforms that move (C_in + C_out) * P * 16 values, P = B *
-# ceil(H/2) * ceil(W/2) tiles; so it needs enough tiles for 16 efficient GEMMs and enough channels,
-# h = C_in * C_out / (C_in + C_out) (32 channels in and out: h = 16). A forward alone pays from h = 16
-# (0.83x the row layout's time at 32 channels, 16x16, batch 32); with the backward's two more transforms
-# it takes h = 64, or h = 32 on at least 1024 tiles (64 channels: 0.66x at 32x32, 1.03x at 8x8).
+# ceil(H/2) * ceil(W/2) tiles; so it needs channels, h = C_in * C_out / (C_in + C_out) (16 channels in and
+# out: h = 8), and enough tiles to keep the 16 matmuls busy. With batched_matmul on the cpu backend it won
+# at every U-Net shape measured from h = 8 and 32 tiles up (0.59-0.90x the row layout's time, forward and
+# forward + backward), and lost only on the 1- and 3-channel input convolutions (1.3-1.6x).
 # Measured on the CPU only: no machine here has a GPU, so for cuda these are a guess (cuBLAS on 16 batched
 # matmuls may want more tiles, or fewer), to be measured where a GPU exists.
-WINOGRAD_MIN_TILES = 64
-WINOGRAD_MIN_H_FORWARD = 16
-WINOGRAD_MIN_H_BACKWARD = ((64, 64), (32, 1024))  # (h, tiles): the backward pays at either
+WINOGRAD_MIN_TILES = 32
+WINOGRAD_MIN_H = 8
 WINOGRAD_BACKENDS = ("cpu", "cuda")
 
 
@@ -47,7 +46,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, fast=True):
     w2 = w.data.reshape(C_out, -1)
     xd = array_module(x.data).ascontiguousarray(x.data)
     bias = None if bias is None else as_tensor(bias)
-    if fast and _use_winograd(xd.shape, C_out, k, stride, padding, _needs_grad(x, w, bias)):
+    if fast and _use_winograd(xd.shape, C_out, k, stride, padding):
         return _winograd(x, xd, w, bias)
     if k == 1 and stride == 1 and padding == 0:
         out, backward_xw = _pointwise(xd, w2)
@@ -67,20 +66,10 @@ def conv2d(x, w, bias=None, stride=1, padding=0, fast=True):
     return Tensor.from_op(out, parents, backward)
 
 
-def _needs_grad(*tensors):
-    return is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-
-
-def _use_winograd(shape, C_out, k, stride, padding, needs_grad):
+def _use_winograd(shape, C_out, k, stride, padding):
     B, C, H, W = shape
-    if not (k == 3 and stride == 1 and padding == 1 and resolve(None) in WINOGRAD_BACKENDS):
-        return False
-    P, h = B * tiles(H) * tiles(W), C * C_out / (C + C_out)
-    if P < WINOGRAD_MIN_TILES:
-        return False
-    if not needs_grad:
-        return h >= WINOGRAD_MIN_H_FORWARD
-    return any(h >= min_h and P >= min_p for min_h, min_p in WINOGRAD_MIN_H_BACKWARD)
+    return (k == 3 and stride == 1 and padding == 1 and resolve(None) in WINOGRAD_BACKENDS
+            and B * tiles(H) * tiles(W) >= WINOGRAD_MIN_TILES and C * C_out >= WINOGRAD_MIN_H * (C + C_out))
 
 
 def _winograd(x, xd, w, bias):
