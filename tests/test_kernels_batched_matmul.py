@@ -1,5 +1,6 @@
 """batched_matmul (pyddpm/ops/batched_matmul.py): the cpu kernel against NumPy's matmul in float64, on shapes
-around the micro-kernel's register tile (6 rows x 64 columns in vectors of 16 or 8) and on strided views."""
+around the micro-kernel's register tile (6 rows x 64 columns in vectors of 16 or 8) and on strided views.
+The tests' names say "cpu": tests/test_cpu_sanitizers.py runs those (-k cpu) under ASan and UBSan."""
 
 import numpy as np
 import pytest
@@ -34,14 +35,14 @@ SHAPES = [(1, 1, 1, 1), (1, 6, 3, 64), (2, 5, 7, 63), (3, 7, 9, 65), (16, 8, 8, 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_matches_matmul(cpu, shape, dtype):
+def test_cpu_matches_matmul(cpu, shape, dtype):
     n, m, k, p = shape
     rng = np.random.default_rng(list(shape))
     check(randn(rng, (n, m, k), dtype), randn(rng, (n, k, p), dtype, offset=0.5), dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_strided_views(cpu, dtype):
+def test_cpu_strided_views(cpu, dtype):
     """Winograd's backward passes transposed views (U^T, V^T); any other strides must work too."""
     rng = np.random.default_rng(7)
     u, v, dm = randn(rng, (16, 9, 11), dtype), randn(rng, (16, 11, 70), dtype), randn(rng, (16, 9, 70), dtype)
@@ -52,7 +53,7 @@ def test_strided_views(cpu, dtype):
     check(np.broadcast_to(u[:1], u.shape), v, dtype)  # a zero batch stride
 
 
-def test_falls_back_to_numpy_without_simd_tiles(cpu, monkeypatch):
+def test_cpu_falls_back_to_numpy_without_simd_tiles(cpu, monkeypatch):
     def refuse(*_):
         raise AssertionError("the kernel ran without SIMD tiles")
     monkeypatch.setattr(cpu, "gemm_simd", False)
@@ -61,7 +62,7 @@ def test_falls_back_to_numpy_without_simd_tiles(cpu, monkeypatch):
     check(randn(rng, (2, 5, 7), np.float32), randn(rng, (2, 7, 3), np.float32), np.float32)
 
 
-def test_empty_and_bad_input(cpu):
+def test_cpu_empty_and_bad_input(cpu):
     a = np.ones((2, 3, 4), np.float32)
     np.testing.assert_array_equal(cpu.batched_matmul(np.ones((2, 3, 0), np.float32), np.ones((2, 0, 5), np.float32)),
                                   np.zeros((2, 3, 5), np.float32))
