@@ -90,15 +90,17 @@ def _winograd(x, xd, w, bias):
 
 
 def _pointwise(x, w2):
+    """One matmul per sample, through batched_matmul (the weights broadcast over the batch: a zero stride)."""
     B, C = x.shape[:2]
     cols = x.reshape(B, C, -1)
+    xp = array_module(x)
 
     def backward(g, need_x, need_w):
         g = g.reshape(B, w2.shape[0], -1)
-        dx = (w2.T @ g).reshape(x.shape) if need_x else None
-        dw = (g @ cols.swapaxes(1, 2)).sum(axis=0) if need_w else None
+        dx = batched_matmul(xp.broadcast_to(w2.T, (B, *w2.T.shape)), g).reshape(x.shape) if need_x else None
+        dw = batched_matmul(g, cols.swapaxes(1, 2)).sum(axis=0) if need_w else None
         return dx, dw
-    return w2 @ cols, backward
+    return batched_matmul(xp.broadcast_to(w2, (B, *w2.shape)), cols), backward
 
 
 def _same_rows(x, w2, k, padding):
