@@ -72,9 +72,11 @@ py::array batched_matmul_t(py::array a, py::array b) {
         std::fill(c.mutable_data(), c.mutable_data() + n * m * p, T(0));
         return c;
     }
+    const Stack<T> sa = stack_of<T>(a), sb = stack_of<T>(b);  // with the GIL: itemsize() touches a dtype object
+    T* out = c.mutable_data();
     {
         py::gil_scoped_release release;
-        batched_matmul_cpu<T>(n, m, p, k, stack_of<T>(a), stack_of<T>(b), c.mutable_data());
+        batched_matmul_cpu<T>(n, m, p, k, sa, sb, out);
     }
     return c;
 }
