@@ -1,5 +1,6 @@
 // Winograd F(2x2, 3x3) tile transforms on the CPU (layouts and math: csrc/kernels/winograd.cuh). Between
-// them the convolution is 16 matrix multiplies, run by NumPy's BLAS (pyddpm/autograd/conv.py).
+// them the convolution is 16 matrix multiplies, run by batched_matmul (csrc/cpu/batched_matmul.cpp; the
+// caller: pyddpm/autograd/conv.py).
 //
 // OpenMP over (sample, channel) planes, each owned by one thread: no atomics, and the same result for any
 // thread count. A plane is first copied into a per-thread zero-bordered tile (a few KB: it stays in L1), so

@@ -73,8 +73,8 @@ def _use_winograd(shape, C_out, k, stride, padding):
 
 
 def _winograd(x, xd, w, bias):
-    """conv(x, w) + bias = winograd_output(U @ V) (pyddpm/ops/winograd.py), V kept for the backward: 4x the
-    input's size, where the row layout keeps 9x."""
+    """conv(x, w) + bias = winograd_output(U @ V) (pyddpm/ops/winograd.py; the 16 products U[xi] @ V[xi] by
+    batched_matmul), V kept for the backward: 4x the input's size, where the row layout keeps 9x."""
     B, _, H, W = xd.shape
     y_shape = (B, w.shape[0], H, W)
     u, v = winograd_weight(w.data), winograd_input(xd)

@@ -1,12 +1,12 @@
 """Winograd F(2x2, 3x3): the stride-1, padding-1 3x3 convolutions of the U-Net as 16 matrix multiplies
 with 2.25x fewer multiplies than im2col's one (Lavin & Gray 2016, Sec. 4; the math and the layouts:
-csrc/kernels/winograd.cuh; the CPU kernels: csrc/cpu/winograd.cpp). Per 2x2 output tile,
+csrc/kernels/winograd.cuh; the kernels: csrc/cpu/winograd.cpp, csrc/cuda/winograd.cu). Per 2x2 output tile,
 
     Y = A^T [ (G g G^T) (.) (B^T d B) ] A,   so   conv(x, w) = winograd_output(U @ V),
     U = winograd_weight(w) (16, C_out, C),   V = winograd_input(x) (16, C, P),
 
-with P = B * ceil(H/2) * ceil(W/2) tiles and one matmul per tile position (a stacked matmul, the array
-library's BLAS). The backward uses the adjoints: dM = winograd_output_grad(dy), dx = winograd_input_grad(
+with P = B * ceil(H/2) * ceil(W/2) tiles and one matmul per tile position (pyddpm.ops.batched_matmul: the
+micro-kernel on cpu, the array library's matmul elsewhere). The backward uses the adjoints: dM = winograd_output_grad(dy), dx = winograd_input_grad(
 U^T @ dM), dw = winograd_weight_grad(dM @ V^T). These are the convolutions of the noise-prediction network
 eps_theta(x_t, t) (Eq. 14, Ho et al. 2020).
 
