@@ -6,9 +6,9 @@ csrc/kernels/winograd.cuh; the kernels: csrc/cpu/winograd.cpp, csrc/cuda/winogra
     U = winograd_weight(w) (16, C_out, C),   V = winograd_input(x) (16, C, P),
 
 with P = B * ceil(H/2) * ceil(W/2) tiles and one matmul per tile position (pyddpm.ops.batched_matmul: the
-micro-kernel on cpu, the array library's matmul elsewhere). The backward uses the adjoints: dM = winograd_output_grad(dy), dx = winograd_input_grad(
-U^T @ dM), dw = winograd_weight_grad(dM @ V^T). These are the convolutions of the noise-prediction network
-eps_theta(x_t, t) (Eq. 14, Ho et al. 2020).
+micro-kernel on cpu, the array library's matmul elsewhere). The backward uses the adjoints:
+dM = winograd_output_grad(dy), dx = winograd_input_grad(U^T @ dM), dw = winograd_weight_grad(dM @ V^T).
+These are the convolutions of the noise-prediction network eps_theta(x_t, t) (Eq. 14, Ho et al. 2020).
 
 The tile transforms have kernels (backend "cpu": float32 or float64 NumPy arrays; "cuda": float32 CuPy
 arrays; "numpy" runs the references below, which state the same maps with whole-array slices); the filter
