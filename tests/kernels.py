@@ -32,3 +32,18 @@ def to_numpy(a):
 def randn(rng, shape, dtype, scale=1.0, offset=0.0):
     """Random normal data, never all zero; an offset makes cancellation bugs in statistics visible."""
     return (rng.standard_normal(shape) * scale + offset).astype(dtype)
+
+
+def force_winograd(monkeypatch):
+    """Switch to the cpu backend with conv2d taking Winograd at any size; returns a list that grows by one
+    each time it is taken (a test that silently fell back to the row layout would check nothing new)."""
+    from pyddpm.autograd import conv
+    if not backends.available("cpu"):
+        pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
+    backends.set_backend("cpu")
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 1)
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_H", 0)
+    calls = []
+    real = conv._winograd
+    monkeypatch.setattr(conv, "_winograd", lambda *a: calls.append(1) or real(*a))
+    return calls

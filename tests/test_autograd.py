@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from gradcheck import check_grads
+from kernels import force_winograd
 from pyddpm import autograd as ag
 from pyddpm.autograd import Tensor, no_grad
 
@@ -79,19 +80,7 @@ def test_conv2d_matches_direct_sum(k, stride, padding, bias, fast):
 
 @pytest.fixture
 def winograd_conv(monkeypatch):
-    """conv2d on the cpu backend with Winograd taken at any size, and a count of the times it was taken (a
-    test that silently fell back to the row layout would check nothing new)."""
-    from pyddpm.autograd import conv
-    from pyddpm.ops import backend
-    if not backend.available("cpu"):
-        pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
-    backend.set_backend("cpu")
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 1)
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_H", 0)
-    calls = []
-    real = conv._winograd
-    monkeypatch.setattr(conv, "_winograd", lambda *a: calls.append(1) or real(*a))
-    return calls
+    return force_winograd(monkeypatch)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 5, 6), (1, 2, 1, 1), (1, 1, 4, 7)])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from gradcheck import check_grads
+from kernels import force_winograd
 from pyddpm.autograd import Tensor
 from pyddpm.models import UNet
 from pyddpm.nn import timestep_embedding
@@ -82,7 +83,6 @@ def test_timestep_embedding_matches_the_formula():
 def test_winograd_network_matches_the_reference_backend(monkeypatch):
     """The whole U-Net, forward and every parameter's gradient, with its 3x3 convolutions through Winograd
     on the cpu backend (forced at every size), against the numpy backend's im2col, in float64."""
-    from pyddpm.autograd import conv
     from pyddpm.ops import backend
     if not backend.available("cpu"):
         pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
@@ -99,12 +99,7 @@ def test_winograd_network_matches_the_reference_backend(monkeypatch):
         (out * weights).sum().backward()
         return out.data, [p.grad.copy() for p in model.parameters()]
     ref_out, ref_grads = run()
-    backend.set_backend("cpu")
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 1)
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_H", 0)
-    calls = []
-    real = conv._winograd
-    monkeypatch.setattr(conv, "_winograd", lambda *a: calls.append(1) or real(*a))
+    calls = force_winograd(monkeypatch)
     out, grads = run()
     assert len(calls) >= 8  # every 3x3 stride-1 conv: the input conv, the resblocks', the upsampling's
     np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-12)

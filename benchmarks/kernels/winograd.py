@@ -7,8 +7,9 @@
 Shapes (B, C_in, C_out, H = W): the paper's CIFAR-10 U-Net at 32x32 (128 channels) and 16x16 (256),
 batch 8, and config A's 16x16 at 32 channels, batch 32 (benchmarks/e2e/configs.py).
 impls: numpy (the reference: Winograd's NumPy references, the truth the others are checked against),
-cpu (Winograd, the transforms on the cpu backend), cpu-rows (im2col_rows + GEMM + rows_to_nchw on the cpu
-backend: what conv2d ran before Winograd), torch (F.conv2d; its backward by autograd).
+cpu (Winograd on the cpu backend as conv2d runs it: the tile transforms, the 16 matmuls by batched_matmul),
+cpu-rows (im2col_rows + GEMM + rows_to_nchw on the cpu backend: what conv2d ran before Winograd), torch
+(F.conv2d; its backward by autograd).
 Backward outputs: dx, dw, dbias from a fixed random output gradient. GFLOP/s counts a direct convolution's
 multiply-adds (2 * B * C_out * C_in * 9 * H * W forward, 3x that forward + backward), so an algorithm
 with fewer multiplies can show more than the machine's matmul rate.
@@ -23,6 +24,7 @@ from harness import Case, Traffic, fused_backends, main as harness_main, torch_o
 import numpy as np  # noqa: E402
 
 from pyddpm.ops import winograd as wg  # noqa: E402
+from pyddpm.ops.batched_matmul import batched_matmul  # noqa: E402
 from pyddpm.ops.im2col import col2im_rows, im2col_rows, nchw_to_rows, rows_to_nchw  # noqa: E402
 
 SHAPES = ((8, 128, 128, 32), (8, 256, 256, 16), (32, 32, 32, 16))
@@ -32,14 +34,16 @@ SMALL_SHAPES = ((2, 3, 4, 5),)
 def winograd_fwd(x, w, bias, backend):
     """conv(x, w) + bias and what the backward keeps (U, V)."""
     u, v = wg.winograd_weight(w), wg.winograd_input(x, backend=backend)
-    return wg.winograd_output(u @ v, (x.shape[0], w.shape[0], *x.shape[2:]), bias, backend=backend), u, v
+    m = batched_matmul(u, v, backend=backend)
+    return wg.winograd_output(m, (x.shape[0], w.shape[0], *x.shape[2:]), bias, backend=backend), u, v
 
 
 def winograd_fwd_bwd(x, w, bias, dy, backend):
     y, u, v = winograd_fwd(x, w, bias, backend)
     dm = wg.winograd_output_grad(dy, backend=backend)
-    dx = wg.winograd_input_grad(u.swapaxes(1, 2) @ dm, x.shape, backend=backend)
-    return y, dx, wg.winograd_weight_grad(dm @ v.swapaxes(1, 2)), dy.sum(axis=(0, 2, 3))
+    dx = wg.winograd_input_grad(batched_matmul(u.swapaxes(1, 2), dm, backend=backend), x.shape, backend=backend)
+    du = batched_matmul(dm, v.swapaxes(1, 2), backend=backend)
+    return y, dx, wg.winograd_weight_grad(du), dy.sum(axis=(0, 2, 3))
 
 
 def rows_fwd(x, w, bias):

@@ -15,6 +15,8 @@ arrays; "numpy" runs the references below, which state the same maps with whole-
 transforms are small (C_out * C * 16 values) and run in the array library on every backend.
 """
 
+import functools
+
 import numpy as np
 
 from pyddpm.ops import array_module
@@ -76,18 +78,24 @@ def winograd_output_grad(dy, backend=None):
 G2 = np.kron(G, G)  # (16, 9)
 
 
+@functools.cache
+def _g2(xp, dtype):
+    """G2 in the array library and dtype of the filters, made once (on cuda: one copy to the device)."""
+    return xp.asarray(G2, dtype=dtype)
+
+
 def winograd_weight(w):
     """w (K, C, 3, 3) -> U (16, K, C), U[4r + s] = (G g G^T)[r, s] for each filter g = w[k, c]."""
     xp = array_module(w)
     K, C = w.shape[:2]
-    return (xp.asarray(G2, dtype=w.dtype) @ w.reshape(K * C, 9).T).reshape(16, K, C)  # one GEMM
+    return (_g2(xp, w.dtype) @ w.reshape(K * C, 9).T).reshape(16, K, C)  # one GEMM
 
 
 def winograd_weight_grad(du):
     """The adjoint of winograd_weight: dU (16, K, C) -> dw (K, C, 3, 3) = G^T du G per filter."""
     xp = array_module(du)
     K, C = du.shape[1:]
-    return (du.reshape(16, K * C).T @ xp.asarray(G2, dtype=du.dtype)).reshape(K, C, 3, 3)
+    return (du.reshape(16, K * C).T @ _g2(xp, du.dtype)).reshape(K, C, 3, 3)
 
 
 def _along(t, m, axis):
