@@ -108,3 +108,123 @@ def test_bad_input_raises():
         ext.winograd_output(v, x.shape, np.ones(3, np.float64))
     with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
         ext.winograd_output(v, x.shape, np.ones(4, np.float32))
+
+
+# The whole convolution (winograd_conv, winograd_conv_backward; on cpu csrc/cpu/winograd_fused.cpp, which
+# works a block of up to 64 tiles at a time). Besides SHAPES: blocks of several whole samples with a short
+# last block (5x5: 9 tiles, 7 samples a block), samples cut into blocks of tile rows with a short last one
+# (19x19: 10 x 10 tiles, 6 rows a block), more units than dU's 8 groups (20 samples), a tile row that fills
+# a whole panel (W = 128) and one past the widest the fused kernel takes (W = 130: the three-step path).
+CONV_SHAPES = SHAPES + [(9, 2, 3, 5, 5), (2, 3, 4, 19, 19), (20, 2, 3, 16, 16), (1, 2, 3, 3, 128), (1, 2, 2, 2, 130)]
+
+
+def _conv_case(shape, dtype, seed):
+    B, C, K, H, W = shape
+    rng = np.random.default_rng(seed)
+    x, w = randn(rng, (B, C, H, W), np.float64), randn(rng, (K, C, 3, 3), np.float64)
+    bias, dy = randn(rng, (K,), np.float64), randn(rng, (B, K, H, W), np.float64)
+    return tuple(a.astype(dtype) for a in (x, wg.winograd_weight(w), bias, dy))
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("shape", CONV_SHAPES)
+def test_conv_matches_reference(backend, shape):
+    for dtype in [np.float32] if backend == "cuda" else [np.float32, np.float64]:
+        x, u, bias, dy = _conv_case(shape, dtype, sum(shape) + 3)
+        y_ref = wg.winograd_conv(x, u, bias, backend="numpy")
+        dx_ref, du_ref = wg.winograd_conv_backward(x, u, dy, backend="numpy")
+        xb, ub, bb, dyb = to_backend(backend, x, u, bias, dy)
+        # du sums over every tile: its absolute tolerance scales with its largest entry
+        tol_du = dict(TOL[dtype], atol=TOL[dtype]["atol"] * np.abs(du_ref).max())
+        for name, got, ref, tol in [
+                ("y", wg.winograd_conv(xb, ub, bb, backend=backend), y_ref, TOL[dtype]),
+                ("y_nobias", wg.winograd_conv(xb, ub, backend=backend), y_ref - bias[:, None, None], TOL[dtype]),
+                ("dx", wg.winograd_conv_backward(xb, ub, dyb, backend=backend)[0], dx_ref, TOL[dtype]),
+                ("du", wg.winograd_conv_backward(xb, ub, dyb, backend=backend)[1], du_ref, tol_du)]:
+            out = to_numpy(got)
+            assert out.dtype == dtype and out.shape == ref.shape, name
+            np.testing.assert_allclose(out, ref, **tol, err_msg=f"{name} {dtype.__name__}")
+        dx_only = wg.winograd_conv_backward(xb, ub, dyb, need_du=False, backend=backend)
+        du_only = wg.winograd_conv_backward(xb, ub, dyb, need_dx=False, backend=backend)
+        assert dx_only[1] is None and du_only[0] is None
+        np.testing.assert_allclose(to_numpy(dx_only[0]), dx_ref, **TOL[dtype])
+        np.testing.assert_allclose(to_numpy(du_only[1]), du_ref, **tol_du)
+
+
+def test_fused_conv_is_taken_on_cpu(monkeypatch):
+    """The cpu backend runs the one-pass kernel, up to its widest image, and the three steps past it."""
+    ext = _cpu()
+    if not ext.gemm_simd:
+        pytest.skip("this build has no SIMD micro-kernel: the cpu backend keeps the three steps")
+    calls = []
+    monkeypatch.setattr(wg, "extension", lambda name: _Spy(ext, calls))
+    for W in (ext.winograd_conv_max_width, ext.winograd_conv_max_width + 1):
+        x, u, _, dy = _conv_case((1, 2, 3, 2, W), np.float32, W)
+        wg.winograd_conv(x, u, backend="cpu")
+        wg.winograd_conv_backward(x, u, dy, backend="cpu")
+    assert calls == ["winograd_conv", "winograd_conv_backward", "winograd_input", "winograd_output",
+                     "winograd_output_grad", "winograd_input_grad", "winograd_input"]
+
+
+class _Spy:
+    """The extension, recording which of its winograd kernels are called."""
+
+    def __init__(self, ext, calls):
+        self.ext, self.calls = ext, calls
+
+    def __getattr__(self, name):
+        attr = getattr(self.ext, name)
+        if name.startswith("winograd_") and callable(attr):
+            self.calls.append(name)
+        return attr
+
+
+_THREADS_SCRIPT = """
+import sys
+import numpy as np
+from pyddpm.ops import winograd as wg
+x, u, dy = (np.load(sys.argv[1])[k] for k in ("x", "u", "dy"))
+dx, du = wg.winograd_conv_backward(x, u, dy, backend="cpu")
+np.savez(sys.argv[2], y=wg.winograd_conv(x, u, backend="cpu"), dx=dx, du=du)
+"""
+
+
+def test_fused_conv_same_result_for_any_thread_count(tmp_path):
+    """dU is summed in groups fixed by the shape, not by the threads: 1 and 3 threads agree bit for bit."""
+    import os
+    import subprocess
+    import sys
+    _cpu()
+    x, u, _, dy = _conv_case((20, 3, 4, 9, 11), np.float32, 7)
+    np.savez(tmp_path / "in.npz", x=x, u=u, dy=dy)
+    outs = []
+    for threads in (1, 3):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        out = tmp_path / f"out{threads}.npz"
+        subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, str(tmp_path / "in.npz"), str(out)], env=env,
+                       check=True)
+        outs.append(np.load(out))
+    for name in ("y", "dx", "du"):
+        np.testing.assert_array_equal(outs[0][name], outs[1][name], err_msg=name)
+
+
+def test_fused_conv_bad_input_raises():
+    ext = _cpu()
+    x, u = np.ones((2, 3, 4, 5), np.float32), np.ones((16, 4, 3), np.float32)
+    with pytest.raises(TypeError, match="x must be float32 or float64"):
+        ext.winograd_conv(x.astype(np.int32), u)
+    with pytest.raises(TypeError, match="u must be float32"):
+        ext.winograd_conv(x, u.astype(np.float64))
+    with pytest.raises(TypeError, match="C-contiguous"):
+        ext.winograd_conv(x[:, :, :, ::2], u)
+    with pytest.raises(ValueError, match=r"u must have shape \(16, \*, 3\)"):
+        ext.winograd_conv(x, np.ones((16, 4, 2), np.float32))
+    with pytest.raises(ValueError, match=r"bias must have shape \(4,\)"):
+        ext.winograd_conv(x, u, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="C must be positive"):
+        ext.winograd_conv(np.ones((2, 0, 4, 5), np.float32), np.ones((16, 4, 0), np.float32))
+    wide = np.ones((1, 3, 2, ext.winograd_conv_max_width + 1), np.float32)
+    with pytest.raises(ValueError, match="wider than"):
+        ext.winograd_conv(wide, u)
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 4, 4, 5\)"):
+        ext.winograd_conv_backward(x, u, np.ones((2, 3, 4, 5), np.float32))

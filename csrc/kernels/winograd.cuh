@@ -27,43 +27,57 @@
 namespace pyddpm {
 namespace winograd {
 
-// v = B^T d along one axis; a[i] is read at stride `sa`, v written at stride `sv`.
+// The four 1-D maps, on values (what a vectorised loop calls, one lane per tile) and through strides.
+// v = B^T d along one axis.
 template <typename T>
-PYDDPM_HD void bt(const T* a, int sa, T* v, int sv) {
-    const T a0 = a[0], a1 = a[sa], a2 = a[2 * sa], a3 = a[3 * sa];
-    v[0] = a0 - a2;
-    v[sv] = a1 + a2;
-    v[2 * sv] = a2 - a1;
-    v[3 * sv] = a1 - a3;
+PYDDPM_HD void bt(T a0, T a1, T a2, T a3, T& v0, T& v1, T& v2, T& v3) {
+    v0 = a0 - a2;
+    v1 = a1 + a2;
+    v2 = a2 - a1;
+    v3 = a1 - a3;
 }
 
 // d = B v along one axis: the adjoint of bt.
 template <typename T>
-PYDDPM_HD void b(const T* v, int sv, T* d, int sd) {
-    const T v0 = v[0], v1 = v[sv], v2 = v[2 * sv], v3 = v[3 * sv];
-    d[0] = v0;
-    d[sd] = v1 - v2 + v3;
-    d[2 * sd] = v1 + v2 - v0;
-    d[3 * sd] = -v3;
+PYDDPM_HD void b(T v0, T v1, T v2, T v3, T& d0, T& d1, T& d2, T& d3) {
+    d0 = v0;
+    d1 = v1 - v2 + v3;
+    d2 = v1 + v2 - v0;
+    d3 = -v3;
 }
 
 // y = A^T m along one axis (4 values in, 2 out).
 template <typename T>
-PYDDPM_HD void at(const T* m, int sm, T* y, int sy) {
-    const T m1 = m[sm], m2 = m[2 * sm];
-    y[0] = m[0] + m1 + m2;
-    y[sy] = m1 - m2 - m[3 * sm];
+PYDDPM_HD void at(T m0, T m1, T m2, T m3, T& y0, T& y1) {
+    y0 = m0 + m1 + m2;
+    y1 = m1 - m2 - m3;
 }
 
 // m = A y along one axis (2 in, 4 out): the adjoint of at.
 template <typename T>
-PYDDPM_HD void a(const T* y, int sy, T* m, int sm) {
-    const T y0 = y[0], y1 = y[sy];
-    m[0] = y0;
-    m[sm] = y0 + y1;
-    m[2 * sm] = y0 - y1;
-    m[3 * sm] = -y1;
+PYDDPM_HD void a(T y0, T y1, T& m0, T& m1, T& m2, T& m3) {
+    m0 = y0;
+    m1 = y0 + y1;
+    m2 = y0 - y1;
+    m3 = -y1;
 }
+
+// The same maps through pointers, each array read or written at its own stride (sa for a, sv for v, ...).
+template <typename T>
+PYDDPM_HD void bt(const T* a, int sa, T* v, int sv) {
+    bt(a[0], a[sa], a[2 * sa], a[3 * sa], v[0], v[sv], v[2 * sv], v[3 * sv]);
+}
+
+template <typename T>
+PYDDPM_HD void b(const T* v, int sv, T* d, int sd) {
+    b(v[0], v[sv], v[2 * sv], v[3 * sv], d[0], d[sd], d[2 * sd], d[3 * sd]);
+}
+
+template <typename T>
+PYDDPM_HD void at(const T* m, int sm, T* y, int sy) { at(m[0], m[sm], m[2 * sm], m[3 * sm], y[0], y[sy]); }
+
+template <typename T>
+PYDDPM_HD void a(const T* y, int sy, T* m, int sm) { a(y[0], y[sy], m[0], m[sm], m[2 * sm], m[3 * sm]); }
 
 // v (4x4) = B^T d B for an input tile d (4x4, row-major).
 template <typename T>

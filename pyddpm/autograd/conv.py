@@ -20,8 +20,7 @@ from pyddpm.ops import array_module
 from pyddpm.ops.backend import resolve
 from pyddpm.ops.batched_matmul import batched_matmul
 from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, output_size, rows_to_nchw
-from pyddpm.ops.winograd import (tiles, winograd_input, winograd_input_grad, winograd_output, winograd_output_grad,
-                                 winograd_weight, winograd_weight_grad)
+from pyddpm.ops.winograd import tiles, winograd_conv, winograd_conv_backward, winograd_weight, winograd_weight_grad
 
 # When Winograd pays (per-conv times: benchmarks/RESULTS.md, "Winograd"). It saves GEMM multiplies in
 # proportion to C_in * C_out * P and adds transforms that move (C_in + C_out) * P * 16 values, P = B *
@@ -73,18 +72,16 @@ def _use_winograd(shape, C_out, k, stride, padding):
 
 
 def _winograd(x, xd, w, bias):
-    """conv(x, w) + bias = winograd_output(U @ V) (pyddpm/ops/winograd.py; the 16 products U[xi] @ V[xi] by
-    batched_matmul), V kept for the backward: 4x the input's size, where the row layout keeps 9x."""
-    B, _, H, W = xd.shape
-    y_shape = (B, w.shape[0], H, W)
-    u, v = winograd_weight(w.data), winograd_input(xd)
-    out = winograd_output(batched_matmul(u, v), y_shape, None if bias is None else bias.data)
+    """conv(x, w) + bias by Winograd (pyddpm/ops/winograd.py: on cpu one pass a block of tiles at a time).
+    The backward recomputes the transformed input from x, which the graph keeps anyway."""
+    u = winograd_weight(w.data)
+    out = winograd_conv(xd, u, None if bias is None else bias.data)
     parents = (x, w) if bias is None else (x, w, bias)
 
     def backward(g):
-        dm = winograd_output_grad(array_module(g).ascontiguousarray(g))
-        dx = winograd_input_grad(batched_matmul(u.swapaxes(1, 2), dm), xd.shape) if x.requires_grad else None
-        dw = winograd_weight_grad(batched_matmul(dm, v.swapaxes(1, 2))) if w.requires_grad else None
+        g = array_module(g).ascontiguousarray(g)
+        dx, du = winograd_conv_backward(xd, u, g, x.requires_grad, w.requires_grad)
+        dw = None if du is None else winograd_weight_grad(du)
         return (dx, dw) if bias is None else (dx, dw, g.sum(axis=(0, 2, 3)))
     return Tensor.from_op(out, parents, backward)
 
