@@ -114,8 +114,10 @@ def test_bad_input_raises():
 # works a block of up to 64 tiles at a time). Besides SHAPES: blocks of several whole samples with a short
 # last block (5x5: 9 tiles, 7 samples a block), samples cut into blocks of tile rows with a short last one
 # (19x19: 10 x 10 tiles, 6 rows a block), more units than dU's 8 groups (20 samples), a tile row that fills
-# a whole panel (W = 128) and one past the widest the fused kernel takes (W = 130: the three-step path).
-CONV_SHAPES = SHAPES + [(9, 2, 3, 5, 5), (2, 3, 4, 19, 19), (20, 2, 3, 16, 16), (1, 2, 3, 3, 128), (1, 2, 2, 2, 130)]
+# a whole panel (W = 128), one past the widest the fused kernel takes (W = 130: the three-step path), and
+# channels enough for dU's operand to be packed in 16 x 16 blocks, with edges (17 channels, 60 tiles).
+CONV_SHAPES = SHAPES + [(9, 2, 3, 5, 5), (2, 3, 4, 19, 19), (20, 2, 3, 16, 16), (1, 2, 3, 3, 128), (1, 2, 2, 2, 130),
+                        (3, 17, 18, 10, 12)]
 
 
 def _conv_case(shape, dtype, seed):

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
@@ -37,6 +38,7 @@ struct Simd {
     static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
     static Mask first(long n) { return static_cast<Mask>((1u << n) - 1u); }  // lanes [0, n), 1 <= n <= 16
     static void store(float* p, V v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
+    static V load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
 };
 #elif defined(__AVX2__) && defined(__FMA__)
 #define PYDDPM_GEMM_SIMD 1
@@ -54,6 +56,7 @@ struct Simd {
         return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     }
     static void store(float* p, V v, Mask m) { _mm256_maskstore_ps(p, m, v); }
+    static V load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
 };
 #endif
 
@@ -94,11 +97,89 @@ void pack_b(long k, long n, Matrix<T> b, T* dst) {
     }
 }
 
+#if defined(__AVX512F__)
+// The shuffles below in their zero-masking form with every lane kept: the same instructions, but GCC's
+// plain forms start from an undefined register that -Wmaybe-uninitialized flags once inlined (-O1, -O2).
+constexpr __mmask16 kAll16 = 0xffff;
+constexpr __mmask8 kAll8 = 0xff;
+inline __m512 unpacklo_pd(__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, _mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+inline __m512 unpackhi_pd(__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, _mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+template <int kImm>
+__m512 shuffle_lanes(__m512 a, __m512 b) { return _mm512_maskz_shuffle_f32x4(kAll16, a, b, kImm); }
+
+// A 16 x 16 block of floats transposed in registers: r[i] row i in, column i out. Interleave pairs of
+// rows (floats), then pairs of pairs (doubles), then the 4 x 4 grid of 128-bit lanes in two steps.
+inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_maskz_unpacklo_ps(kAll16, r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_maskz_unpackhi_ps(kAll16, r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; ++i) {
+        r[4 * i] = unpacklo_pd(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 1] = unpackhi_pd(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 2] = unpacklo_pd(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = unpackhi_pd(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int i = 0; i < 4; ++i) {
+        t[i] = shuffle_lanes<0x88>(r[i], r[i + 4]);
+        t[i + 4] = shuffle_lanes<0xdd>(r[i], r[i + 4]);
+        t[i + 8] = shuffle_lanes<0x88>(r[i + 8], r[i + 12]);
+        t[i + 12] = shuffle_lanes<0xdd>(r[i + 8], r[i + 12]);
+    }
+    for (int i = 0; i < 4; ++i) {
+        r[i] = shuffle_lanes<0x88>(t[i], t[i + 8]);
+        r[i + 8] = shuffle_lanes<0xdd>(t[i], t[i + 8]);
+        r[i + 4] = shuffle_lanes<0x88>(t[i + 4], t[i + 12]);
+        r[i + 12] = shuffle_lanes<0xdd>(t[i + 4], t[i + 12]);
+    }
+}
+#endif
+
+// Packs B (k x n) stored the other way round, as S = B^T (n x k, rows ld apart: B[p][j] = s[j * ld + p]),
+// into pack_b's layout. Element by element that is a gather; in AVX-512, float, whole 16 x 16 blocks
+// are transposed in registers instead (4x faster), and only the edges go element by element.
+template <typename T>
+void pack_b_transposed(long k, long n, const T* s, long ld, T* dst) {
+    for (long j0 = 0; j0 < n; j0 += kPanel) {
+        const long w = std::min(kPanel, n - j0), wp = round_up(w, kVec);
+        T* panel = dst + j0 * k;
+        long p0 = 0;  // rows of B [0, p0) done
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float>) {
+            for (; p0 + 16 <= k; p0 += 16) {
+                long jj = 0;
+                for (; jj + 16 <= w; jj += 16) {
+                    __m512 r[16];
+                    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(s + (j0 + jj + i) * ld + p0);
+                    transpose16(r);
+                    for (int i = 0; i < 16; ++i) _mm512_storeu_ps(panel + (p0 + i) * wp + jj, r[i]);
+                }
+                for (long p = p0; p < p0 + 16; ++p) {
+                    for (long j = jj; j < w; ++j) panel[p * wp + j] = s[(j0 + j) * ld + p];
+                    for (long j = w; j < wp; ++j) panel[p * wp + j] = T(0);
+                }
+            }
+        }
+#endif
+        for (long p = p0; p < k; ++p) {
+            for (long j = 0; j < w; ++j) panel[p * wp + j] = s[(j0 + j) * ld + p];
+            for (long j = w; j < wp; ++j) panel[p * wp + j] = T(0);
+        }
+    }
+}
+
 // The plain tile: rows [0, mr) of C, one panel of width w (packed width wp). Any T, any machine.
 template <typename T>
-void tile_plain(long mr, long w, long wp, long k, const T* a, long rsa, long csa, const T* panel, T* c, long ldc) {
+void tile_plain(long mr, long w, long wp, long k, const T* a, long rsa, long csa, const T* panel, T* c, long ldc,
+                bool add) {
     for (long r = 0; r < mr; ++r) {
         T acc[kPanel] = {};
+        for (long j = 0; add && j < w; ++j) acc[j] = c[r * ldc + j];
         for (long p = 0; p < k; ++p) {
             const T ar = a[r * rsa + p * csa];
             const T* br = panel + p * wp;
@@ -115,11 +196,14 @@ void tile_plain(long mr, long w, long wp, long k, const T* a, long rsa, long csa
 // (24 FMAs for 10 loads in AVX-512): enough chains to keep both FMA ports busy through the FMA latency.
 // `last` masks the real columns of the last vector.
 template <int MR, int NV>
-void tile(long k, const float* a, long rsa, long csa, const float* panel, float* c, long ldc, Simd::Mask last) {
+void tile(long k, const float* a, long rsa, long csa, const float* panel, float* c, long ldc, Simd::Mask last,
+          bool add) {
     constexpr long wp = NV * kVec;
     Simd::V acc[MR][NV];
-    for (int r = 0; r < MR; ++r)
-        for (int v = 0; v < NV; ++v) acc[r][v] = Simd::zero();
+    for (int r = 0; r < MR; ++r) {
+        for (int v = 0; v + 1 < NV; ++v) acc[r][v] = add ? Simd::load(c + r * ldc + v * kVec) : Simd::zero();
+        acc[r][NV - 1] = add ? Simd::load(c + r * ldc + (NV - 1) * kVec, last) : Simd::zero();
+    }
     for (long p = 0; p < k; ++p) {
         Simd::V bv[NV];
         for (int v = 0; v < NV; ++v) bv[v] = Simd::load(panel + p * wp + v * kVec);
@@ -135,7 +219,7 @@ void tile(long k, const float* a, long rsa, long csa, const float* panel, float*
     }
 }
 
-using TileFn = void (*)(long, const float*, long, long, const float*, float*, long, Simd::Mask);
+using TileFn = void (*)(long, const float*, long, long, const float*, float*, long, Simd::Mask, bool);
 
 // The tile of mr rows and nv vectors (1 <= mr <= kRows, 1 <= nv <= Simd::kVecs), counting down from MR, NV.
 template <int MR, int NV = Simd::kVecs>
@@ -151,31 +235,33 @@ TileFn tile_for(long mr, long nv) {
 }
 #endif
 
-// C (m x n, row stride ldc, columns contiguous) = A (m x k) times the packed B (k x n, from pack_b).
+// C (m x n, row stride ldc, columns contiguous) = A (m x k) times the packed B (k x n, from pack_b), or
+// C += A B with `add`.
 // Every row tile sweeps one panel of B before the next panel. In AVX-512 (k x 64 floats) the panel stays
 // in L1 at k = 128 (32 KB), in L2 at k = 256 (64 KB), like A.
 template <typename T>
-void matmul(long m, long n, long k, Matrix<T> a, const T* packed, T* c, long ldc) {
+void matmul(long m, long n, long k, Matrix<T> a, const T* packed, T* c, long ldc, bool add = false) {
     for (long j0 = 0; j0 < n; j0 += kPanel) {
         const long w = std::min(kPanel, n - j0), wp = round_up(w, kVec);
         const T* panel = packed + j0 * k;
         for (long i0 = 0; i0 < m; i0 += kRows) {
             const long mr = std::min<long>(kRows, m - i0);
-            tile_plain(mr, w, wp, k, a.data + i0 * a.rs, a.rs, a.cs, panel, c + i0 * ldc + j0, ldc);
+            tile_plain(mr, w, wp, k, a.data + i0 * a.rs, a.rs, a.cs, panel, c + i0 * ldc + j0, ldc, add);
         }
     }
 }
 
 #if defined(PYDDPM_GEMM_SIMD)
 template <>
-inline void matmul<float>(long m, long n, long k, Matrix<float> a, const float* packed, float* c, long ldc) {
+inline void matmul<float>(long m, long n, long k, Matrix<float> a, const float* packed, float* c, long ldc,
+                          bool add) {
     for (long j0 = 0; j0 < n; j0 += kPanel) {
         const long w = std::min(kPanel, n - j0), nv = round_up(w, kVec) / kVec;
         const Simd::Mask last = Simd::first(w - (nv - 1) * kVec);
         const float* panel = packed + j0 * k;
         for (long i0 = 0; i0 < m; i0 += kRows) {
             const long mr = std::min<long>(kRows, m - i0);
-            tile_for(mr, nv)(k, a.data + i0 * a.rs, a.rs, a.cs, panel, c + i0 * ldc + j0, ldc, last);
+            tile_for(mr, nv)(k, a.data + i0 * a.rs, a.rs, a.cs, panel, c + i0 * ldc + j0, ldc, last, add);
         }
     }
 }

@@ -29,7 +29,8 @@ namespace pyddpm {
 namespace {
 
 using gemm::kPanel;
-constexpr long kGroups = 8;  // dU's partial sums: enough groups to share among a few threads
+constexpr long kGroups = 8;          // dU's partial sums: enough groups to share among a few threads,
+constexpr long kPartials = 1L << 21;  // and at most about this many values in all
 
 struct Blocks {
     long B, H, W, TH, TW;
@@ -277,13 +278,16 @@ template <typename T>
 void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* du_sum, long B, long C, long K,
                                 long H, long W) {
     const Blocks g(B, H, W);
-    const long groups = std::min(g.units, kGroups), rows = 2 * g.TH + 2, cols = 2 * g.TW + 2;
+    // Fewer groups where dU is large (two at 256 x 256 channels), so that zeroing and adding the partial
+    // sums stays small beside the products.
+    const long groups = std::min(g.units, std::clamp(kPartials / (16 * K * C), 2L, kGroups));
+    const long rows = 2 * g.TH + 2, cols = 2 * g.TW + 2;
     const long unit_samples = g.S ? g.S : 1;
     std::vector<T> du_groups(du_sum ? groups * 16 * K * C : 0);
 #pragma omp parallel
     {
         Scratch<T> s(C, K, g);
-        std::vector<T> acc(dx ? unit_samples * C * rows * cols : 0), prod(du_sum ? K * C : 0);
+        std::vector<T> acc(dx ? unit_samples * C * rows * cols : 0);
         if (du_sum) s.packed.resize(gemm::packed_size(kPanel, C));
 #pragma omp for schedule(static)
         for (long grp = 0; grp < groups; ++grp) {
@@ -305,12 +309,9 @@ void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* d
                     if (du) {  // dU[xi] (K, C) += dM[xi] (K, n) @ V[xi]^T (n, C), V recomputed from x
                         input_block(x, C, g, k, wp, s);
                         for (long xi = 0; xi < 16; ++xi) {
-                            const T* v = s.v_at(xi, wp);
-                            gemm::pack_b(n, C, gemm::Matrix<T>{v, 1, wp}, s.packed.data());
+                            gemm::pack_b_transposed(n, C, s.v_at(xi, wp), wp, s.packed.data());
                             gemm::matmul(K, C, n, gemm::Matrix<T>{s.m_at(xi, wp), wp, 1}, s.packed.data(),
-                                         prod.data(), C);
-                            T* d = du + xi * K * C;
-                            for (long e = 0; e < K * C; ++e) d[e] += prod[e];
+                                         du + xi * K * C, C, true);
                         }
                     }
                 }
@@ -325,12 +326,17 @@ void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* d
                 }
             }
         }
-        if (du_sum) {  // the groups in order
+        if (du_sum) {  // the groups added in order, a stretch of dU per thread
+            const long size = 16 * K * C, stretch = 4096;
 #pragma omp for schedule(static)
-            for (long e = 0; e < 16 * K * C; ++e) {
-                T total = du_groups[e];
-                for (long grp = 1; grp < groups; ++grp) total += du_groups[grp * 16 * K * C + e];
-                du_sum[e] = total;
+            for (long e0 = 0; e0 < size; e0 += stretch) {
+                const long e1 = std::min(e0 + stretch, size);
+                std::copy(du_groups.begin() + e0, du_groups.begin() + e1, du_sum + e0);
+                for (long grp = 1; grp < groups; ++grp) {
+                    const T* part = du_groups.data() + grp * size;
+#pragma omp simd
+                    for (long e = e0; e < e1; ++e) du_sum[e] += part[e];
+                }
             }
         }
     }

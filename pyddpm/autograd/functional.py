@@ -30,11 +30,21 @@ def dropout(x, rate, rng):
 
 
 def upsample_nearest2x(x):
-    """(B, C, H, W) -> (B, C, 2H, 2W), each pixel copied into a 2x2 block; the backward sums each block."""
+    """(B, C, H, W) -> (B, C, 2H, 2W), each pixel copied into a 2x2 block; the backward sums each block.
+
+    Both directions move whole rows where they can: np.repeat along each axis, and the backward adds the
+    block's two rows (contiguous) before its two columns. A reduction over the size-2 axes of a
+    (B, C, H, 2, W, 2) view, or a broadcast copy into one, took 3-14x longer (benchmarks/RESULTS.md).
+    """
     x = as_tensor(x)
     B, C, H, W = x.shape
-    out = x.xp.broadcast_to(x.data[:, :, :, None, :, None], (B, C, H, 2, W, 2)).reshape(B, C, 2 * H, 2 * W)
-    return Tensor.from_op(out, (x,), lambda g: (g.reshape(B, C, H, 2, W, 2).sum(axis=(3, 5)),))
+    out = x.xp.repeat(x.xp.repeat(x.data, 2, axis=3), 2, axis=2)
+
+    def backward(g):
+        rows = g.reshape(B, C, H, 2, 2 * W)
+        pairs = (rows[:, :, :, 0] + rows[:, :, :, 1]).reshape(B, C, H, W, 2)
+        return (pairs[..., 0] + pairs[..., 1],)
+    return Tensor.from_op(out, (x,), backward)
 
 
 def linear(x, w, bias=None):
