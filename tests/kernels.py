@@ -34,16 +34,22 @@ def randn(rng, shape, dtype, scale=1.0, offset=0.0):
     return (rng.standard_normal(shape) * scale + offset).astype(dtype)
 
 
-def force_winograd(monkeypatch):
-    """Switch to the cpu backend with conv2d taking Winograd at any size; returns a list that grows by one
-    each time it is taken (a test that silently fell back to the row layout would check nothing new)."""
+def force_winograd(monkeypatch, one_pass=True):
+    """Switch to the cpu backend with conv2d taking Winograd at any size, in one pass or as three steps;
+    returns a list that grows by the path's name each time one is taken (a test that silently fell back to
+    the row layout, or to the other path, would check nothing new)."""
     from pyddpm.autograd import conv
     if not backends.available("cpu"):
         pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
     backends.set_backend("cpu")
+    if one_pass and not conv.one_pass_available("cpu", 1):
+        pytest.skip("this build of pyddpm._cpu has no SIMD micro-kernel: no one-pass Winograd")
+    monkeypatch.setattr(conv, "WINOGRAD_ONE_PASS_MIN_TILES", 1 if one_pass else 10**9)
+    monkeypatch.setattr(conv, "WINOGRAD_ONE_PASS_MIN_BATCH", 1)
     monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES", 1)
     monkeypatch.setattr(conv, "WINOGRAD_MIN_H", 0)
     calls = []
     real = conv._winograd
-    monkeypatch.setattr(conv, "_winograd", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(conv, "_winograd", lambda *a, one_pass: calls.append("one pass" if one_pass else "steps")
+                        or real(*a, one_pass=one_pass))
     return calls

@@ -78,9 +78,12 @@ def test_conv2d_matches_direct_sum(k, stride, padding, bias, fast):
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
 
 
-@pytest.fixture
-def winograd_conv(monkeypatch):
-    return force_winograd(monkeypatch)
+@pytest.fixture(params=["one pass", "steps"])
+def winograd_conv(monkeypatch, request):
+    """The list of Winograd paths conv2d takes, each forced in turn (the test asserts it is not empty)."""
+    calls = force_winograd(monkeypatch, one_pass=request.param == "one pass")
+    yield calls
+    assert set(calls) <= {request.param}
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 5, 6), (1, 2, 1, 1), (1, 1, 4, 7)])
@@ -107,13 +110,20 @@ def test_conv2d_takes_winograd_where_it_pays(monkeypatch):
     if not backend.available("cpu"):
         pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
     backend.set_backend("cpu")
-    use = conv._use_winograd
-    assert use((32, 16, 16, 16), 16, 3, 1, 1) and use((8, 128, 4, 4), 128, 3, 1, 1)  # h 8; 32 tiles
-    assert not use((4, 128, 4, 4), 128, 3, 1, 1)  # 16 tiles
-    assert not use((16, 3, 32, 32), 64, 3, 1, 1) and not use((32, 1, 16, 16), 32, 3, 1, 1)  # h < 8
-    assert not use((16, 64, 32, 32), 64, 3, 2, 1) and not use((16, 64, 32, 32), 64, 1, 1, 0)
+    path = conv._winograd_path
+    one_pass = "one pass" if conv.one_pass_available("cpu", 32) else "steps"  # a build without the SIMD tile
+    assert path((32, 1, 16, 16), 32, 3, 1, 1) == one_pass  # any channels, from 128 tiles and 2 samples
+    assert path((2, 3, 16, 16), 64, 3, 1, 1) == one_pass and path((8, 64, 8, 8), 3, 3, 1, 1) == one_pass
+    assert path((1, 128, 32, 32), 128, 3, 1, 1) == "steps"  # one sample: the backward would get one thread
+    assert path((8, 128, 4, 4), 128, 3, 1, 1) == "steps"  # 32 tiles, h 64
+    assert path((4, 16, 8, 8), 16, 3, 1, 1) == "steps"  # 64 tiles, h 8
+    assert path((4, 128, 4, 4), 128, 3, 1, 1) is None  # 16 tiles
+    assert path((4, 3, 8, 8), 64, 3, 1, 1) is None  # 64 tiles, h < 8
+    if conv.one_pass_available("cpu", 32):
+        assert path((2, 16, 16, 130), 16, 3, 1, 1) == "steps"  # wider than one pass takes
+    assert path((16, 64, 32, 32), 64, 3, 2, 1) is None and path((16, 64, 32, 32), 64, 1, 1, 0) is None
     backend.set_backend("numpy")  # the reference backend keeps the plain im2col path
-    assert not use((16, 64, 32, 32), 64, 3, 1, 1)
+    assert path((16, 64, 32, 32), 64, 3, 1, 1) is None
 
 
 @pytest.mark.parametrize("groups,silu", [(2, False), (2, True), (4, True), (1, False)])

@@ -134,23 +134,27 @@ def test_conv_matches_reference(backend, shape):
     for dtype in [np.float32] if backend == "cuda" else [np.float32, np.float64]:
         x, u, bias, dy = _conv_case(shape, dtype, sum(shape) + 3)
         y_ref = wg.winograd_conv(x, u, bias, backend="numpy")
-        dx_ref, du_ref = wg.winograd_conv_backward(x, u, dy, backend="numpy")
+        dx_ref, du_ref, db_ref = wg.winograd_conv_backward(x, u, dy, need_db=True, backend="numpy")
+        np.testing.assert_allclose(db_ref, dy.astype(np.float64).sum(axis=(0, 2, 3)), **TOL[dtype])
         xb, ub, bb, dyb = to_backend(backend, x, u, bias, dy)
-        # du sums over every tile: its absolute tolerance scales with its largest entry
+        # du and db sum over every tile: their absolute tolerance scales with their largest entry
         tol_du = dict(TOL[dtype], atol=TOL[dtype]["atol"] * np.abs(du_ref).max())
+        tol_db = dict(TOL[dtype], atol=TOL[dtype]["atol"] * np.abs(db_ref).max())
+        dx, du, db = wg.winograd_conv_backward(xb, ub, dyb, need_db=True, backend=backend)
         for name, got, ref, tol in [
                 ("y", wg.winograd_conv(xb, ub, bb, backend=backend), y_ref, TOL[dtype]),
                 ("y_nobias", wg.winograd_conv(xb, ub, backend=backend), y_ref - bias[:, None, None], TOL[dtype]),
-                ("dx", wg.winograd_conv_backward(xb, ub, dyb, backend=backend)[0], dx_ref, TOL[dtype]),
-                ("du", wg.winograd_conv_backward(xb, ub, dyb, backend=backend)[1], du_ref, tol_du)]:
+                ("dx", dx, dx_ref, TOL[dtype]), ("du", du, du_ref, tol_du), ("db", db, db_ref, tol_db)]:
             out = to_numpy(got)
             assert out.dtype == dtype and out.shape == ref.shape, name
             np.testing.assert_allclose(out, ref, **tol, err_msg=f"{name} {dtype.__name__}")
-        dx_only = wg.winograd_conv_backward(xb, ub, dyb, need_du=False, backend=backend)
-        du_only = wg.winograd_conv_backward(xb, ub, dyb, need_dx=False, backend=backend)
-        assert dx_only[1] is None and du_only[0] is None
-        np.testing.assert_allclose(to_numpy(dx_only[0]), dx_ref, **TOL[dtype])
-        np.testing.assert_allclose(to_numpy(du_only[1]), du_ref, **tol_du)
+        for need in [(True, False, False), (False, True, False), (False, False, True)]:
+            got = wg.winograd_conv_backward(xb, ub, dyb, *need, backend=backend)
+            for wanted, out, ref, tol in zip(need, got, (dx_ref, du_ref, db_ref), (TOL[dtype], tol_du, tol_db)):
+                if wanted:
+                    np.testing.assert_allclose(to_numpy(out), ref, **tol)
+                else:
+                    assert out is None
 
 
 def test_fused_conv_is_taken_on_cpu(monkeypatch):
@@ -186,13 +190,14 @@ import sys
 import numpy as np
 from pyddpm.ops import winograd as wg
 x, u, dy = (np.load(sys.argv[1])[k] for k in ("x", "u", "dy"))
-dx, du = wg.winograd_conv_backward(x, u, dy, backend="cpu")
-np.savez(sys.argv[2], y=wg.winograd_conv(x, u, backend="cpu"), dx=dx, du=du)
+dx, du, db = wg.winograd_conv_backward(x, u, dy, need_db=True, backend="cpu")
+np.savez(sys.argv[2], y=wg.winograd_conv(x, u, backend="cpu"), dx=dx, du=du, db=db)
 """
 
 
 def test_fused_conv_same_result_for_any_thread_count(tmp_path):
-    """dU is summed in groups fixed by the shape, not by the threads: 1 and 3 threads agree bit for bit."""
+    """dU and db are summed in groups fixed by the shape, not by the threads: 1 and 3 threads agree bit for
+    bit."""
     import os
     import subprocess
     import sys
@@ -206,7 +211,7 @@ def test_fused_conv_same_result_for_any_thread_count(tmp_path):
         subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, str(tmp_path / "in.npz"), str(out)], env=env,
                        check=True)
         outs.append(np.load(out))
-    for name in ("y", "dx", "du"):
+    for name in ("y", "dx", "du", "db"):
         np.testing.assert_array_equal(outs[0][name], outs[1][name], err_msg=name)
 
 

@@ -80,9 +80,11 @@ def test_timestep_embedding_matches_the_formula():
     np.testing.assert_array_equal(emb[0], [0, 0, 0, 0, 1, 1, 1, 1])
 
 
-def test_winograd_network_matches_the_reference_backend(monkeypatch):
+@pytest.mark.parametrize("one_pass", [True, False])
+def test_winograd_network_matches_the_reference_backend(monkeypatch, one_pass):
     """The whole U-Net, forward and every parameter's gradient, with its 3x3 convolutions through Winograd
-    on the cpu backend (forced at every size), against the numpy backend's im2col, in float64."""
+    on the cpu backend (forced at every size, in one pass or as three steps), against the numpy backend's
+    im2col, in float64."""
     from pyddpm.ops import backend
     if not backend.available("cpu"):
         pytest.skip("pyddpm._cpu is not built (pip install -e .): no Winograd kernels")
@@ -99,9 +101,10 @@ def test_winograd_network_matches_the_reference_backend(monkeypatch):
         (out * weights).sum().backward()
         return out.data, [p.grad.copy() for p in model.parameters()]
     ref_out, ref_grads = run()
-    calls = force_winograd(monkeypatch)
+    calls = force_winograd(monkeypatch, one_pass)
     out, grads = run()
-    assert len(calls) >= 8  # every 3x3 stride-1 conv: the input conv, the resblocks', the upsampling's
+    # every 3x3 stride-1 conv (the input conv, the resblocks', the upsampling's), on the path asked for
+    assert len(calls) >= 8 and set(calls) == {"one pass" if one_pass else "steps"}
     np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-12)
     for g, ref in zip(grads, ref_grads):
         np.testing.assert_allclose(g, ref, rtol=1e-9, atol=1e-11)

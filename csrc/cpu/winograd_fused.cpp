@@ -170,26 +170,33 @@ void output_block(const T* bias, T* y, long K, const Blocks& g, const Blocks::Bl
     }
 }
 
-// dM of one block: A dy A^T of each tile into s.m, the adjoint of output_block without its bias: A along
-// each of the tile row's two output rows into t (2, 4, TW), then A down the columns.
+// dM of one block: A dy A^T of each tile into s.m, the adjoint of output_block: A along each of the tile
+// row's two output rows into t (2, 4, TW), then A down the columns. db (K values or null) gains the sum of
+// the block's dy per channel, the bias's gradient, taken on the same pass over dy.
 template <typename T>
-void output_grad_block(const T* dy, long K, const Blocks& g, const Blocks::Block& k, long wp, Scratch<T>& s) {
+void output_grad_block(const T* dy, T* db, long K, const Blocks& g, const Blocks::Block& k, long wp,
+                       Scratch<T>& s) {
     const long H = g.H, W = g.W, TW = g.TW, slab = slab_size(K, wp), pairs = W / 2;
     T* t = s.t.data();
     for (long kk = 0; kk < K; ++kk) {
+        T sum = T(0);
         for (long b = k.b0; b < k.b1; ++b) {
             const T* plane = dy + (b * K + kk) * H * W;
             for (long ty = k.ty0; ty < k.ty1; ++ty) {
                 for (long i = 0; i < 2; ++i) {  // a row below an odd image, and a column past it, are zeros
                     const T* row = 2 * ty + i < H ? plane + (2 * ty + i) * W : s.zero.data();
                     T* ti = t + 4 * i * TW;
-#pragma omp simd
-                    for (long tx = 0; tx < pairs; ++tx)
+#pragma omp simd reduction(+ : sum)
+                    for (long tx = 0; tx < pairs; ++tx) {
                         winograd::a(row[2 * tx], row[2 * tx + 1], ti[tx], ti[TW + tx], ti[2 * TW + tx],
                                     ti[3 * TW + tx]);
-                    if (W % 2)
+                        sum += row[2 * tx] + row[2 * tx + 1];
+                    }
+                    if (W % 2) {
                         winograd::a(row[W - 1], T(0), ti[pairs], ti[TW + pairs], ti[2 * TW + pairs],
                                     ti[3 * TW + pairs]);
+                        sum += row[W - 1];
+                    }
                 }
                 T* out = s.m.data() + kk * wp + column(g, k, b, ty);
                 for (int c = 0; c < 4; ++c) {
@@ -202,6 +209,7 @@ void output_grad_block(const T* dy, long K, const Blocks& g, const Blocks::Block
                 }
             }
         }
+        if (db) db[kk] += sum;
     }
 }
 
@@ -275,15 +283,16 @@ void winograd_conv_cpu(const T* x, const T* u, const T* bias, T* y, long B, long
 }
 
 template <typename T>
-void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* du_sum, long B, long C, long K,
-                                long H, long W) {
+void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* du_sum, T* db_sum, long B, long C,
+                                long K, long H, long W) {
     const Blocks g(B, H, W);
-    // Fewer groups where dU is large (two at 256 x 256 channels), so that zeroing and adding the partial
-    // sums stays small beside the products.
+    // Each group's partial sums: dU (16, K, C) then db (K). Fewer groups where dU is large (two at 256 x 256
+    // channels), so that zeroing and adding them stays small beside the products.
     const long groups = std::min(g.units, std::clamp(kPartials / (16 * K * C), 2L, kGroups));
+    const long du_size = du_sum ? 16 * K * C : 0, part = du_size + (db_sum ? K : 0);
     const long rows = 2 * g.TH + 2, cols = 2 * g.TW + 2;
     const long unit_samples = g.S ? g.S : 1;
-    std::vector<T> du_groups(du_sum ? groups * 16 * K * C : 0);
+    std::vector<T> parts(groups * part);
 #pragma omp parallel
     {
         Scratch<T> s(C, K, g);
@@ -291,7 +300,8 @@ void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* d
         if (du_sum) s.packed.resize(gemm::packed_size(kPanel, C));
 #pragma omp for schedule(static)
         for (long grp = 0; grp < groups; ++grp) {
-            T* du = du_sum ? du_groups.data() + grp * 16 * K * C : nullptr;
+            T* du = du_sum ? parts.data() + grp * part : nullptr;
+            T* db = db_sum ? parts.data() + grp * part + du_size : nullptr;
             for (long unit = grp * g.units / groups; unit < (grp + 1) * g.units / groups; ++unit) {
                 const long first = g.S ? unit : unit * g.per, last = g.S ? unit + 1 : (unit + 1) * g.per;
                 const long b_first = g[first].b0, b_last = g[first].b1;
@@ -299,7 +309,7 @@ void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* d
                 for (long i = first; i < last; ++i) {
                     const auto k = g[i];
                     const long n = g.tiles(k), wp = gemm::round_up(n, gemm::kVec);
-                    output_grad_block(dy, K, g, k, wp, s);
+                    output_grad_block(dy, db, K, g, k, wp, s);
                     if (dx) {  // dV[xi] (C, n) = U[xi]^T (C, K) @ dM[xi] (K, n), then its tiles into acc
                         for (long xi = 0; xi < 16; ++xi)
                             gemm::matmul(C, n, K, gemm::Matrix<T>{u + xi * K * C, 1, C}, s.m_at(xi, wp),
@@ -326,17 +336,21 @@ void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* d
                 }
             }
         }
-        if (du_sum) {  // the groups added in order, a stretch of dU per thread
-            const long size = 16 * K * C, stretch = 4096;
+        // The groups added in order, a stretch of dU's or db's partial sums at a time.
+        constexpr long stretch = 4096;
+        const long du_stretches = (du_size + stretch - 1) / stretch;
+        const long stretches = du_stretches + (part - du_size + stretch - 1) / stretch;
 #pragma omp for schedule(static)
-            for (long e0 = 0; e0 < size; e0 += stretch) {
-                const long e1 = std::min(e0 + stretch, size);
-                std::copy(du_groups.begin() + e0, du_groups.begin() + e1, du_sum + e0);
-                for (long grp = 1; grp < groups; ++grp) {
-                    const T* part = du_groups.data() + grp * size;
+        for (long i = 0; i < stretches; ++i) {
+            const bool in_du = i < du_stretches;
+            const long e0 = in_du ? i * stretch : du_size + (i - du_stretches) * stretch;
+            const long n = std::min(e0 + stretch, in_du ? du_size : part) - e0;
+            T* out = in_du ? du_sum + e0 : db_sum + (e0 - du_size);
+            std::copy(parts.begin() + e0, parts.begin() + e0 + n, out);
+            for (long grp = 1; grp < groups; ++grp) {
+                const T* p = parts.data() + grp * part + e0;
 #pragma omp simd
-                    for (long e = e0; e < e1; ++e) du_sum[e] += part[e];
-                }
+                for (long e = 0; e < n; ++e) out[e] += p[e];
             }
         }
     }
@@ -344,8 +358,8 @@ void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* d
 
 #define PYDDPM_WINOGRAD_FUSED_INSTANTIATE(T)                                                                 \
     template void winograd_conv_cpu<T>(const T*, const T*, const T*, T*, long, long, long, long, long);      \
-    template void winograd_conv_backward_cpu<T>(const T*, const T*, const T*, T*, T*, long, long, long, long, \
-                                                long);
+    template void winograd_conv_backward_cpu<T>(const T*, const T*, const T*, T*, T*, T*, long, long, long,   \
+                                                long, long);
 PYDDPM_WINOGRAD_FUSED_INSTANTIATE(float)
 PYDDPM_WINOGRAD_FUSED_INSTANTIATE(double)
 #undef PYDDPM_WINOGRAD_FUSED_INSTANTIATE
@@ -399,12 +413,12 @@ py::array conv_t(py::array x, py::array u, std::optional<py::array> bias) {
 }
 
 template <typename T>
-py::tuple conv_backward_t(py::array x, py::array u, py::array dy, bool need_dx, bool need_du) {
+py::tuple conv_backward_t(py::array x, py::array u, py::array dy, bool need_dx, bool need_du, bool need_db) {
     const char* fn = "winograd_conv_backward";
     const ConvShape s = check_conv<T>(fn, x, u);
     check_array(fn, "dy", dy, py::dtype::of<T>(), {s.B, s.K, s.H, s.W});
-    py::object dx = py::none(), du = py::none();
-    T *dx_data = nullptr, *du_data = nullptr;
+    py::object dx = py::none(), du = py::none(), db = py::none();
+    T *dx_data = nullptr, *du_data = nullptr, *db_data = nullptr;
     if (need_dx) {
         py::array_t<T> a({s.B, s.C, s.H, s.W});
         dx_data = a.mutable_data(), dx = a;
@@ -413,11 +427,16 @@ py::tuple conv_backward_t(py::array x, py::array u, py::array dy, bool need_dx, 
         py::array_t<T> a({16L, s.K, s.C});
         du_data = a.mutable_data(), du = a;
     }
-    if (need_dx || need_du) {
-        py::gil_scoped_release release;
-        winograd_conv_backward_cpu<T>(in<T>(x), in<T>(u), in<T>(dy), dx_data, du_data, s.B, s.C, s.K, s.H, s.W);
+    if (need_db) {
+        py::array_t<T> a({s.K});
+        db_data = a.mutable_data(), db = a;
     }
-    return py::make_tuple(dx, du);
+    if (need_dx || need_du || need_db) {
+        py::gil_scoped_release release;
+        winograd_conv_backward_cpu<T>(in<T>(x), in<T>(u), in<T>(dy), dx_data, du_data, db_data, s.B, s.C, s.K, s.H,
+                                      s.W);
+    }
+    return py::make_tuple(dx, du, db);
 }
 
 void bind(py::module_& m) {
@@ -426,11 +445,14 @@ void bind(py::module_& m) {
         return is_float64("winograd_conv", "x", x) ? conv_t<double>(x, u, bias) : conv_t<float>(x, u, bias);
     }, py::arg("x"), py::arg("u"), py::arg("bias") = py::none(),
        "x (B, C, H, W), u (16, K, C) -> conv3x3(x) + bias (B, K, H, W), Winograd F(2x2, 3x3) a block at a time");
-    m.def("winograd_conv_backward", [](py::array x, py::array u, py::array dy, bool need_dx, bool need_du) {
-        return is_float64("winograd_conv_backward", "x", x) ? conv_backward_t<double>(x, u, dy, need_dx, need_du)
-                                                             : conv_backward_t<float>(x, u, dy, need_dx, need_du);
+    m.def("winograd_conv_backward", [](py::array x, py::array u, py::array dy, bool need_dx, bool need_du,
+                                       bool need_db) {
+        const bool f64 = is_float64("winograd_conv_backward", "x", x);
+        return (f64 ? conv_backward_t<double> : conv_backward_t<float>)(x, u, dy, need_dx, need_du, need_db);
     }, py::arg("x"), py::arg("u"), py::arg("dy"), py::arg("need_dx") = true, py::arg("need_du") = true,
-       "(dx (B, C, H, W) or None, du (16, K, C) or None): winograd_conv's gradients, V recomputed from x");
+       py::arg("need_db") = false,
+       "(dx (B, C, H, W), du (16, K, C), db (K,)), each None unless needed: winograd_conv's gradients (V "
+       "recomputed from x; db = dy's sum per channel)");
 }
 
 const Register registered(bind);

@@ -9,10 +9,10 @@ namespace pyddpm {
 template <typename T>
 void winograd_conv_cpu(const T* x, const T* u, const T* bias, T* y, long B, long C, long K, long H, long W);
 
-// dy (B, K, H, W) -> dx (B, C, H, W) and du (16, K, C) = sum over tiles of dM V^T (either may be null:
-// not computed). x and u as in the forward; V is recomputed from x.
+// dy (B, K, H, W) -> dx (B, C, H, W), du (16, K, C) = sum over tiles of dM V^T, and db (K,) = dy's sum per
+// channel (each may be null: not computed). x and u as in the forward; V is recomputed from x.
 template <typename T>
-void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* du, long B, long C, long K, long H,
-                                long W);
+void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* du, T* db, long B, long C, long K,
+                                long H, long W);
 
 }  // namespace pyddpm

@@ -6,8 +6,9 @@ Shapes: x (B, C, H, W), w (C_out, C, k, k), bias (C_out,), out (B, C_out, Ho, Wo
 
 Four paths, one result (tests/test_autograd.py checks each against the direct sum):
 - 1x1, stride 1: x itself is the column matrix; one matmul per sample.
-- 3x3, stride 1, padding 1 on a backend with the Winograd kernels (cpu, cuda), with enough tiles and channels:
-  Winograd F(2x2, 3x3) (pyddpm.ops.winograd), 16 matmuls with 2.25x fewer multiplies in all.
+- 3x3, stride 1, padding 1 on a backend with the Winograd kernels (cpu, cuda), with enough tiles (and on
+  the three-step path, channels): Winograd F(2x2, 3x3) (pyddpm.ops.winograd), 16 matmuls with 2.25x
+  fewer multiplies in all; on cpu in one pass, a block of tiles at a time.
 - other stride-1 "same" convolutions (and 3x3 on small images): the whole batch as one matmul over the
   row layout of pyddpm.ops.im2col (im2col_rows), about 1.5-2x faster than the general path here.
 - anything else (the stride-2 downsample): the general im2col, one matmul per sample.
@@ -20,16 +21,21 @@ from pyddpm.ops import array_module
 from pyddpm.ops.backend import resolve
 from pyddpm.ops.batched_matmul import batched_matmul
 from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, output_size, rows_to_nchw
-from pyddpm.ops.winograd import tiles, winograd_conv, winograd_conv_backward, winograd_weight, winograd_weight_grad
+from pyddpm.ops.winograd import (one_pass_available, tiles, winograd_conv, winograd_conv_backward, winograd_weight,
+                                 winograd_weight_grad)
 
-# When Winograd pays (per-conv times: benchmarks/RESULTS.md, "Winograd"). It saves GEMM multiplies in
-# proportion to C_in * C_out * P and adds transforms that move (C_in + C_out) * P * 16 values, P = B *
-# ceil(H/2) * ceil(W/2) tiles; so it needs channels, h = C_in * C_out / (C_in + C_out) (16 channels in and
-# out: h = 8), and enough tiles to keep the 16 matmuls busy. With batched_matmul on the cpu backend it won
-# at every U-Net shape measured from h = 8 and 32 tiles up (0.59-0.90x the row layout's time, forward and
-# forward + backward), and lost only on the 1- and 3-channel input convolutions (1.3-1.6x).
+# When Winograd pays (per-conv times: benchmarks/RESULTS.md, "Winograd"), in two forms.
+# In one pass (cpu only, pyddpm.ops.winograd.one_pass_available): it won at every U-Net shape measured,
+# 1 or 3 channels in or out included (the output conv 32 -> 1 channel 6x faster than the row layout), once
+# there are two blocks of 64 tiles for the two threads and two samples for the backward's.
+# As three steps around batched_matmul: it saves GEMM multiplies in proportion to C_in * C_out * P and
+# adds transforms that move (C_in + C_out) * P * 16 values, P = B * ceil(H/2) * ceil(W/2) tiles; so it
+# needs channels, h = C_in * C_out / (C_in + C_out) (16 channels in and out: h = 8), and enough tiles to
+# keep the 16 matmuls busy: from h = 8 and 32 tiles up it took 0.59-0.90x the row layout's time.
 # Measured on the CPU only: no machine here has a GPU, so for cuda these are a guess (cuBLAS on 16 batched
 # matmuls may want more tiles, or fewer), to be measured where a GPU exists.
+WINOGRAD_ONE_PASS_MIN_TILES = 128
+WINOGRAD_ONE_PASS_MIN_BATCH = 2
 WINOGRAD_MIN_TILES = 32
 WINOGRAD_MIN_H = 8
 WINOGRAD_BACKENDS = ("cpu", "cuda")
@@ -45,8 +51,9 @@ def conv2d(x, w, bias=None, stride=1, padding=0, fast=True):
     w2 = w.data.reshape(C_out, -1)
     xd = array_module(x.data).ascontiguousarray(x.data)
     bias = None if bias is None else as_tensor(bias)
-    if fast and _use_winograd(xd.shape, C_out, k, stride, padding):
-        return _winograd(x, xd, w, bias)
+    path = _winograd_path(xd.shape, C_out, k, stride, padding) if fast else None
+    if path:
+        return _winograd(x, xd, w, bias, one_pass=path == "one pass")
     if k == 1 and stride == 1 and padding == 0:
         out, backward_xw = _pointwise(xd, w2)
     elif fast and stride == 1 and 2 * padding == k - 1:
@@ -65,24 +72,33 @@ def conv2d(x, w, bias=None, stride=1, padding=0, fast=True):
     return Tensor.from_op(out, parents, backward)
 
 
-def _use_winograd(shape, C_out, k, stride, padding):
+def _winograd_path(shape, C_out, k, stride, padding):
+    """"one pass", "steps" (Winograd either way) or None (im2col), by the rule above."""
     B, C, H, W = shape
-    return (k == 3 and stride == 1 and padding == 1 and resolve(None) in WINOGRAD_BACKENDS
-            and B * tiles(H) * tiles(W) >= WINOGRAD_MIN_TILES and C * C_out >= WINOGRAD_MIN_H * (C + C_out))
+    backend = resolve(None)
+    if not (k == 3 and stride == 1 and padding == 1 and backend in WINOGRAD_BACKENDS):
+        return None
+    P = B * tiles(H) * tiles(W)
+    if one_pass_available(backend, W) and P >= WINOGRAD_ONE_PASS_MIN_TILES and B >= WINOGRAD_ONE_PASS_MIN_BATCH:
+        return "one pass"
+    if P >= WINOGRAD_MIN_TILES and C * C_out >= WINOGRAD_MIN_H * (C + C_out):
+        return "steps"
+    return None
 
 
-def _winograd(x, xd, w, bias):
-    """conv(x, w) + bias by Winograd (pyddpm/ops/winograd.py: on cpu one pass a block of tiles at a time).
-    The backward recomputes the transformed input from x, which the graph keeps anyway."""
+def _winograd(x, xd, w, bias, one_pass):
+    """conv(x, w) + bias by Winograd (pyddpm/ops/winograd.py), in one pass or as three steps. The backward
+    recomputes the transformed input from x, which the graph keeps anyway."""
     u = winograd_weight(w.data)
-    out = winograd_conv(xd, u, None if bias is None else bias.data)
+    out = winograd_conv(xd, u, None if bias is None else bias.data, one_pass=one_pass)
     parents = (x, w) if bias is None else (x, w, bias)
 
     def backward(g):
         g = array_module(g).ascontiguousarray(g)
-        dx, du = winograd_conv_backward(xd, u, g, x.requires_grad, w.requires_grad)
+        dx, du, db = winograd_conv_backward(xd, u, g, x.requires_grad, w.requires_grad, bias is not None,
+                                            one_pass=one_pass)
         dw = None if du is None else winograd_weight_grad(du)
-        return (dx, dw) if bias is None else (dx, dw, g.sum(axis=(0, 2, 3)))
+        return (dx, dw) if bias is None else (dx, dw, db)
     return Tensor.from_op(out, parents, backward)
 
 

@@ -10,10 +10,10 @@ micro-kernel on cpu, the array library's matmul elsewhere). The backward uses th
 dM = winograd_output_grad(dy), dx = winograd_input_grad(U^T @ dM), dw = winograd_weight_grad(dM @ V^T).
 These are the convolutions of the noise-prediction network eps_theta(x_t, t) (Eq. 14, Ho et al. 2020).
 
-winograd_conv and winograd_conv_backward are the whole convolution and its gradients. On cpu they run
-csrc/cpu/winograd_fused.cpp, which does the three steps a block of tiles at a time with V and M in cache
-(never in memory); elsewhere, the steps above one after the other. Both recompute V from x in the backward
-rather than keeping it (it is 4x the input's size).
+winograd_conv and winograd_conv_backward are the whole convolution and its gradients: on cpu in one pass
+(csrc/cpu/winograd_fused.cpp: the three steps a block of 64 tiles at a time, V and M in cache, never in
+memory) where one_pass_available says so and the caller asks for it; otherwise the steps above one after
+the other. Both recompute V from x in the backward rather than keeping it (it is 4x the input's size).
 
 The tile transforms have kernels (backend "cpu": float32 or float64 NumPy arrays; "cuda": float32 CuPy
 arrays; "numpy" runs the references below, which state the same maps with whole-array slices); the filter
@@ -80,36 +80,39 @@ def winograd_output_grad(dy, backend=None):
     return winograd_output_grad_reference(dy)
 
 
-def winograd_conv(x, u, bias=None, backend=None):
+def winograd_conv(x, u, bias=None, backend=None, one_pass=True):
     """conv3x3(x, w) + bias, stride 1, padding 1: x (B, C, H, W), U = winograd_weight(w) (16, K, C), bias (K,)
-    or None -> y (B, K, H, W) = winograd_output(U @ winograd_input(x)) + bias."""
+    or None -> y (B, K, H, W) = winograd_output(U @ winograd_input(x)) + bias. one_pass: take the one-pass
+    kernel where there is one (one_pass_available)."""
     backend = resolve(backend)
-    if _fused(backend, x):
+    if one_pass and one_pass_available(backend, x.shape[3]):
         return extension("cpu").winograd_conv(x, u, bias)
     B, _, H, W = x.shape
     v = winograd_input(x, backend)
     return winograd_output(batched_matmul(u, v, backend), (B, u.shape[1], H, W), bias, backend)
 
 
-def winograd_conv_backward(x, u, dy, need_dx=True, need_du=True, backend=None):
-    """winograd_conv's gradients from dy (B, K, H, W): (dx (B, C, H, W), dU (16, K, C)), None where not
-    needed. dM = winograd_output_grad(dy); dx = winograd_input_grad(U^T @ dM); dU = dM @ V^T, V from x."""
+def winograd_conv_backward(x, u, dy, need_dx=True, need_du=True, need_db=False, backend=None, one_pass=True):
+    """winograd_conv's gradients from dy (B, K, H, W): (dx (B, C, H, W), dU (16, K, C), db (K,)), None where not
+    needed. dM = winograd_output_grad(dy); dx = winograd_input_grad(U^T @ dM); dU = dM @ V^T, V from x;
+    db = dy's sum over samples and pixels (in one pass, taken as dy goes by)."""
     backend = resolve(backend)
-    if _fused(backend, x):
-        return tuple(extension("cpu").winograd_conv_backward(x, u, dy, need_dx, need_du))
+    if one_pass and one_pass_available(backend, x.shape[3]):
+        return tuple(extension("cpu").winograd_conv_backward(x, u, dy, need_dx, need_du, need_db))
     dm = winograd_output_grad(dy, backend)
     dx = winograd_input_grad(batched_matmul(u.swapaxes(1, 2), dm, backend), x.shape, backend) if need_dx else None
     du = batched_matmul(dm, winograd_input(x, backend).swapaxes(1, 2), backend) if need_du else None
-    return dx, du
+    return dx, du, dy.sum(axis=(0, 2, 3)) if need_db else None
 
 
-def _fused(backend, x):
-    """Whether the cpu backend's one-pass kernel takes x: it needs the micro-kernel's SIMD tile (without it
-    the 16 products are faster in BLAS) and a tile row that fits one of its panels."""
+def one_pass_available(backend, width):
+    """Whether `backend` has the one-pass kernel for images `width` pixels wide: the cpu backend, built with
+    the micro-kernel's SIMD tile (without it the 16 products are faster in BLAS), a tile row fitting one of
+    its panels (width <= 128 in AVX-512)."""
     if backend != "cpu":
         return False
     ext = extension("cpu")
-    return ext.gemm_simd and x.shape[3] <= ext.winograd_conv_max_width
+    return ext.gemm_simd and width <= ext.winograd_conv_max_width
 
 
 # The filter transform as one matrix on the 9 taps: U[4r + s] = sum_ij G[r, i] G[s, j] g[3i + j].
