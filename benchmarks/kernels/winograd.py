@@ -1,15 +1,18 @@
-"""The U-Net's 3x3 stride-1 convolution (padding 1, bias) three ways: Winograd F(2x2, 3x3)
-(pyddpm/ops/winograd.py: the tile-transform kernels around 16 BLAS matmuls), im2col in the row layout
-(pyddpm/ops/im2col.py: one BLAS matmul), and PyTorch's conv2d (oneDNN), forward and forward + backward.
+"""The U-Net's 3x3 stride-1 convolution (padding 1, bias) four ways: Winograd F(2x2, 3x3) in one pass
+(csrc/cpu/winograd_fused.cpp) and as three steps (pyddpm/ops/winograd.py: the tile-transform kernels around
+16 matmuls), im2col in the row layout (pyddpm/ops/im2col.py: one BLAS matmul), and PyTorch's conv2d
+(oneDNN), forward and forward + backward.
 
-    python benchmarks/kernels/winograd.py [--repeats 20] [--small] [--impls numpy cpu cpu-rows torch]
+    python benchmarks/kernels/winograd.py [--repeats 20] [--small] [--impls numpy cpu cpu-steps cpu-rows torch]
 
 Shapes (B, C_in, C_out, H = W): the paper's CIFAR-10 U-Net at 32x32 (128 channels) and 16x16 (256),
-batch 8, and config A's 16x16 at 32 channels, batch 32 (benchmarks/e2e/configs.py).
+batch 8; config B's 32x32 at 64 channels, batch 16; config A's 16x16 at 32 channels, batch 32, and its
+output conv (32 -> 1 channel) (benchmarks/e2e/configs.py).
 impls: numpy (the reference: Winograd's NumPy references, the truth the others are checked against),
-cpu (Winograd on the cpu backend as conv2d runs it: the tile transforms, the 16 matmuls by batched_matmul),
-cpu-rows (im2col_rows + GEMM + rows_to_nchw on the cpu backend: what conv2d ran before Winograd), torch
-(F.conv2d; its backward by autograd).
+cpu (Winograd on the cpu backend as conv2d runs it at these sizes: in one pass), cpu-steps (the three
+steps: tile transforms, the 16 matmuls by batched_matmul; what conv2d ran before the one-pass kernel, and
+still runs below 128 tiles), cpu-rows (im2col_rows + GEMM + rows_to_nchw on the cpu backend: what conv2d
+ran before Winograd), torch (F.conv2d; its backward by autograd).
 Backward outputs: dx, dw, dbias from a fixed random output gradient. GFLOP/s counts a direct convolution's
 multiply-adds (2 * B * C_out * C_in * 9 * H * W forward, 3x that forward + backward), so an algorithm
 with fewer multiplies can show more than the machine's matmul rate.
@@ -24,26 +27,22 @@ from harness import Case, Traffic, fused_backends, main as harness_main, torch_o
 import numpy as np  # noqa: E402
 
 from pyddpm.ops import winograd as wg  # noqa: E402
-from pyddpm.ops.batched_matmul import batched_matmul  # noqa: E402
 from pyddpm.ops.im2col import col2im_rows, im2col_rows, nchw_to_rows, rows_to_nchw  # noqa: E402
 
-SHAPES = ((8, 128, 128, 32), (8, 256, 256, 16), (32, 32, 32, 16))
+SHAPES = ((8, 128, 128, 32), (8, 256, 256, 16), (16, 64, 64, 32), (32, 32, 32, 16), (32, 32, 1, 16))
 SMALL_SHAPES = ((2, 3, 4, 5),)
 
 
-def winograd_fwd(x, w, bias, backend):
-    """conv(x, w) + bias and what the backward keeps (U, V)."""
-    u, v = wg.winograd_weight(w), wg.winograd_input(x, backend=backend)
-    m = batched_matmul(u, v, backend=backend)
-    return wg.winograd_output(m, (x.shape[0], w.shape[0], *x.shape[2:]), bias, backend=backend), u, v
+def winograd_fwd(x, w, bias, backend, one_pass=True):
+    return wg.winograd_conv(x, wg.winograd_weight(w), bias, backend=backend, one_pass=one_pass)
 
 
-def winograd_fwd_bwd(x, w, bias, dy, backend):
-    y, u, v = winograd_fwd(x, w, bias, backend)
-    dm = wg.winograd_output_grad(dy, backend=backend)
-    dx = wg.winograd_input_grad(batched_matmul(u.swapaxes(1, 2), dm, backend=backend), x.shape, backend=backend)
-    du = batched_matmul(dm, v.swapaxes(1, 2), backend=backend)
-    return y, dx, wg.winograd_weight_grad(du), dy.sum(axis=(0, 2, 3))
+def winograd_fwd_bwd(x, w, bias, dy, backend, one_pass=True):
+    """As conv2d runs it: the filter transform, the forward, then the backward from x (V recomputed)."""
+    u = wg.winograd_weight(w)
+    y = wg.winograd_conv(x, u, bias, backend=backend, one_pass=one_pass)
+    dx, du, db = wg.winograd_conv_backward(x, u, dy, need_db=True, backend=backend, one_pass=one_pass)
+    return y, dx, wg.winograd_weight_grad(du), db
 
 
 def rows_fwd(x, w, bias):
@@ -74,9 +73,11 @@ def shape_cases(shape, torch, backends):
     x, dy = rng.standard_normal((B, C, H, H)).astype(np.float32), rng.standard_normal((B, K, H, H)).astype(np.float32)
     w = (rng.standard_normal((K, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
     bias = rng.standard_normal(K).astype(np.float32)
-    fwd = {b: (lambda b=b: winograd_fwd(x, w, bias, b)[0]) for b in backends}
+    fwd = {b: (lambda b=b: winograd_fwd(x, w, bias, b)) for b in backends}
     fwd_bwd = {b: (lambda b=b: winograd_fwd_bwd(x, w, bias, dy, b)) for b in backends}
     if "cpu" in backends:
+        fwd["cpu-steps"] = lambda: winograd_fwd(x, w, bias, "cpu", one_pass=False)
+        fwd_bwd["cpu-steps"] = lambda: winograd_fwd_bwd(x, w, bias, dy, "cpu", one_pass=False)
         fwd["cpu-rows"] = lambda: rows_fwd(x, w, bias)[0]
         fwd_bwd["cpu-rows"] = lambda: rows_fwd_bwd(x, w, bias, dy)
     if torch is not None:
@@ -91,7 +92,8 @@ def shape_cases(shape, torch, backends):
         fwd_bwd["torch"] = torch_fwd_bwd
     flops = 2 * B * K * C * 9 * H * H
     tiles = B * wg.tiles(H) ** 2
-    fwd_bytes = 4 * (x.size + 16 * C * tiles + 16 * K * C + 16 * K * tiles + B * K * H * H)  # x, V, U, M, y
+    # x, V, U, M, y: the three steps' traffic (in one pass V and M stay in cache: x, U and y)
+    fwd_bytes = 4 * (x.size + 16 * C * tiles + 16 * K * C + 16 * K * tiles + B * K * H * H)
     # float32 sums in different orders: y of 9 * C terms, dw of B * H * W (8192 here: dw ~ 90 in size, and
     # the row layout's dw differs from Winograd's by up to 4e-4 where an entry is near 0).
     tol = dict(rtol=1e-4, atol=2e-3)
