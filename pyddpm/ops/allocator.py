@@ -1,10 +1,11 @@
 """Keep freed memory for the next step: raise glibc malloc's mmap and trim thresholds, once per process.
 
 glibc serves every allocation above its mmap threshold (128 KiB, adapting up to 32 MiB) with a fresh
-mmap and unmaps it on free, so each large temporary of a step (im2col columns, activations, gradients) is
-page-faulted in again, page by page, every step: about 11,500 minor faults per training step of the
-digits U-Net at batch 32, against about 230 with the thresholds raised (tests/test_allocator.py counts
-them). The cost is that the heap keeps its peak size instead of shrinking between steps.
+mmap and unmaps it on free, so a step's large temporaries (im2col columns, activations, gradients) are
+page-faulted in again, page by page. glibc's adapting catches some of them after a few steps, not all:
+training the digits U-Net at batch 32, steps 3-8 faulted 1 to 4,400 times each on the numpy backend and
+about 8,400 each on cpu; with the thresholds raised, 0 to 150 (tests/test_allocator.py counts them). The
+cost is that the heap keeps its peak size instead of shrinking between steps.
 
 The setting is process-wide, so PyTorch in the same process (the benchmarks) runs with it too.
 PYDDPM_MALLOC=default leaves glibc as it is; elsewhere than glibc this does nothing.
