@@ -1,13 +1,16 @@
-// A small single-threaded matrix product for the fused CPU attention (csrc/cpu/attention.cpp): C = A B,
-// with A read through any strides (so A may be a transposed view: P^T, dS^T) and B packed first.
+// A small single-threaded matrix product, C = A B (or C += A B), with A read through any strides (so A may
+// be a transposed view: P^T, dS^T) and B packed first. Its users: the fused CPU attention
+// (csrc/cpu/attention.cpp), batched_matmul, and the one-pass Winograd (csrc/cpu/winograd_fused.cpp, whose
+// transforms write B's blocks straight into the packed layout).
 //
 // Why not BLAS: attention multiplies many small (256 x 256 x d) matrices. Calling sgemm once per matrix
 // pays its threading and packing per call and leaves the softmax in between to a separate pass over
 // memory; a kernel that owns one (batch, head) matrix on one thread keeps all of it in that core's L2.
 //
 // Packed B: column panels of kPanel columns, each panel k rows of its width contiguous; the last panel's
-// width is rounded up to a multiple of the vector width kVec and the extra columns are zeros, so the tile
-// below always loads whole vectors inside the buffer and stores only the real columns (a masked store).
+// width is rounded up to a multiple of the vector width kVec (pack_b writes zeros there; any finite values
+// would do), so the tile below always loads whole vectors inside the buffer and stores only the real
+// columns (a masked store).
 // Panel j0 (a multiple of kPanel) starts at j0 * k.
 //
 // float runs a register tile in AVX-512 or AVX2 + FMA, whichever the build targets (-march=native);

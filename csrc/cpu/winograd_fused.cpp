@@ -1,7 +1,8 @@
 // A whole Winograd F(2x2, 3x3) convolution in one pass on the CPU: input transform, the 16 matrix
 // multiplies and output transform for one block of tiles at a time, the block's transformed tiles held in
-// cache. The math is csrc/kernels/winograd.cuh's; the unfused path (csrc/cpu/winograd.cpp around
-// batched_matmul) computes the same products and stays for large channel counts and for the GPU.
+// cache. The math is csrc/kernels/winograd.cuh's; the three-step path (csrc/cpu/winograd.cpp around
+// batched_matmul) computes the same products and stays for small tile counts (one block would leave the
+// other threads idle), images wider than 2 * kPanel pixels, and the GPU (pyddpm/autograd/conv.py decides).
 //
 // Why: the unfused path writes V (16 values per 4 pixels of x: 4x x) and M (4x y) to memory and reads them
 // back. With 32-64 channels the 16 products are short (k = C) and the passes over V and M took as long as
@@ -61,10 +62,11 @@ struct Blocks {
     long max_rows() const { return std::min(R, TH); }  // tile rows of one sample in one block
 };
 
-// The distance between the 16 slabs of a block's V or M (rows x wp each), one cache line more than their
-// size: the transforms write all 16 at once, and at a multiple of 4 KB apart the 16 streams would share
-// one L1 set (and their stores would look like they alias the loads), measured 2x slower.
-inline long slab_size(long rows, long wp) { return rows * wp + 64 / sizeof(float); }
+// The distance between the 16 slabs of a block's V or M (rows x wp each), 16 elements (a cache line of
+// floats) more than their size: the transforms write all 16 at once, and at a multiple of 4 KB apart the 16
+// streams would share one L1 set (and their stores would look like they alias the loads): 1.5x slower at 32
+// channels (benchmarks/RESULTS.md, "In one pass").
+inline long slab_size(long rows, long wp) { return rows * wp + 16; }
 
 // Per-thread scratch: the block's V (16, C, wp) and M (16, K, wp) in the packed layout; t and q, a
 // transform's intermediate rows for all of a block's tile rows (4 rows of 2TW + 2 per tile row, or 4 x 4 x
@@ -83,7 +85,7 @@ struct Scratch {
 // The loops below run along a row, one SIMD lane per column or per tile (`omp simd`: the compiler cannot
 // tell the rows apart from the arrays they are written to, and would not vectorise them otherwise).
 
-// Tile j of block k at tile row (b, ty): the block's column.
+// The column of tile (b, ty, tx = 0) in block k's panel; tile tx is tx columns further.
 inline long column(const Blocks& g, const Blocks::Block& k, long b, long ty) {
     return ((b - k.b0) * k.rows() + ty - k.ty0) * g.TW;
 }
@@ -141,9 +143,9 @@ void output_block(const T* bias, T* y, long K, const Blocks& g, const Blocks::Bl
             T* plane = y + (b * K + kk) * H * W;
             for (long ty = k.ty0; ty < k.ty1; ++ty) {
                 const T* in = s.m.data() + kk * wp + column(g, k, b, ty);
-                for (int c = 0; c < 4; ++c) {
-                    const T* m = in + c * slab;
-                    T* tc = t + c * TW;
+                for (int col = 0; col < 4; ++col) {  // xi = 4 * row + col
+                    const T* m = in + col * slab;
+                    T* tc = t + col * TW;
 #pragma omp simd
                     for (long tx = 0; tx < TW; ++tx)
                         winograd::at(m[tx], m[4 * slab + tx], m[8 * slab + tx], m[12 * slab + tx], tc[tx],
@@ -199,9 +201,9 @@ void output_grad_block(const T* dy, T* db, long K, const Blocks& g, const Blocks
                     }
                 }
                 T* out = s.m.data() + kk * wp + column(g, k, b, ty);
-                for (int c = 0; c < 4; ++c) {
-                    const T* tc = t + c * TW;
-                    T* o = out + c * slab;
+                for (int col = 0; col < 4; ++col) {  // xi = 4 * row + col
+                    const T* tc = t + col * TW;
+                    T* o = out + col * slab;
 #pragma omp simd
                     for (long tx = 0; tx < TW; ++tx)
                         winograd::a(tc[tx], tc[4 * TW + tx], o[tx], o[4 * slab + tx], o[8 * slab + tx],
