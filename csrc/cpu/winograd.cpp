@@ -1,93 +1,57 @@
-// Winograd F(2x2, 3x3) tile transforms on the CPU (layouts and math: csrc/kernels/winograd.cuh). Between
-// them the convolution is 16 matrix multiplies, run by batched_matmul (csrc/cpu/batched_matmul.cpp; the
-// caller: pyddpm/autograd/conv.py).
+// Winograd F(2x2, 3x3) tile transforms on the CPU as whole arrays (layouts and math: csrc/kernels/winograd.cuh):
+// the three-step convolution, whose 16 matmuls between them batched_matmul runs (csrc/cpu/batched_matmul.cpp;
+// the caller: pyddpm/autograd/conv.py, for small tile counts and wide images; the one-pass kernel,
+// csrc/cpu/winograd_fused.cpp, takes the rest).
 //
 // OpenMP over (sample, channel) planes, each owned by one thread: no atomics, and the same result for any
-// thread count. A plane is first copied into a per-thread zero-bordered tile (a few KB: it stays in L1), so
-// the tiles at the edges, which read the padding or the rows and columns past an odd image, need no bounds
-// logic. Each of the 16 transformed values of a tile goes to its own (16, C, P) slab, where one plane's
-// tiles are a contiguous run: 16 sequential write streams.
+// thread count. Each plane runs through csrc/cpu/winograd_rows.h kChunk tile rows at a time (their
+// intermediate rows stay in L1); a plane's tiles are a contiguous run of each of the 16 (C, P) slabs.
 #include "cpu/winograd.h"
 
 #include <algorithm>
 #include <vector>
 
-#include "kernels/winograd.cuh"
+#include "cpu/winograd_rows.h"
 
 namespace pyddpm {
 namespace {
 
-// tile (rows, cols) = the plane (H, W) placed at (off, off), zeros elsewhere.
-template <typename T>
-void place(const T* plane, T* tile, long H, long W, long off, long rows, long cols) {
-    std::fill(tile, tile + rows * cols, T(0));
-    for (long i = 0; i < H; ++i) std::copy(plane + i * W, plane + (i + 1) * W, tile + (i + off) * cols + off);
-}
+namespace rows = winograd_rows;
+constexpr long kChunk = 8;  // tile rows per call of a row transform
 
 }  // namespace
 
 template <typename T>
 void winograd_input_cpu(const T* x, T* v, long B, long C, long H, long W) {
-    const long TH = winograd::tiles(H), TW = winograd::tiles(W), P = B * TH * TW, slab = C * P;
-    const long rows = 2 * TH + 2, cols = 2 * TW + 2;  // one zero row and column before the image, 1-2 after
+    const rows::Plane p = rows::plane(H, W);
+    const long P = B * p.TH * p.TW, slab = C * P;
 #pragma omp parallel
     {
-        std::vector<T> pad(rows * cols), t(4 * cols);
+        std::vector<T> t(rows::t_size(p, kChunk)), zero(W);
 #pragma omp for collapse(2) schedule(static)
-        for (long c = 0; c < C; ++c) {
-            for (long b = 0; b < B; ++b) {
-                place(x + (b * C + c) * H * W, pad.data(), H, W, 1, rows, cols);
-                T* out = v + c * P + b * TH * TW;
-                for (long ty = 0; ty < TH; ++ty, out += TW) {
-                    // B^T d down the columns of the tile row's 4 input rows, all columns at once; then
-                    // along each of the 4 results, tile by tile: both loops vectorise across the row.
-                    const T* r = pad.data() + 2 * ty * cols;
-                    for (long j = 0; j < cols; ++j) winograd::bt(r + j, int(cols), t.data() + j, int(cols));
-                    for (int i = 0; i < 4; ++i)
-                        for (long tx = 0; tx < TW; ++tx)
-                            winograd::bt(t.data() + i * cols + 2 * tx, 1, out + 4 * i * slab + tx, int(slab));
-                }
-            }
-        }
+        for (long c = 0; c < C; ++c)
+            for (long b = 0; b < B; ++b)
+                for (long ty = 0; ty < p.TH; ty += kChunk)
+                    rows::input(x + (b * C + c) * H * W, p, ty, std::min(ty + kChunk, p.TH),
+                                v + c * P + (b * p.TH + ty) * p.TW, slab, t.data(), zero.data());
     }
 }
 
 template <typename T>
 void winograd_input_grad_cpu(const T* dv, T* dx, long B, long C, long H, long W) {
-    const long TH = winograd::tiles(H), TW = winograd::tiles(W), P = B * TH * TW, slab = C * P;
-    const long rows = 2 * TH + 2, cols = 2 * TW + 2;
+    const rows::Plane p = rows::plane(H, W);
+    const long P = B * p.TH * p.TW, slab = C * P;
 #pragma omp parallel
     {
-        std::vector<T> acc(rows * cols), q(4 * (TW + 1)), t(4 * cols), u(4 * cols);
+        std::vector<T> acc(rows::bordered_size(p)), q(rows::q_size(p, kChunk)), t(rows::t_size(p, kChunk));
 #pragma omp for collapse(2) schedule(static)
         for (long c = 0; c < C; ++c) {
             for (long b = 0; b < B; ++b) {
                 std::fill(acc.begin(), acc.end(), T(0));
-                const T* in = dv + c * P + b * TH * TW;
-                for (long ty = 0; ty < TH; ++ty, in += TW) {  // tile rows in order: a fixed order of the adds
-                    // winograd_input's two steps backwards. Along the rows: B (v_i0..v_i3) per tile gives
-                    // q (4, TW + 1) (a zero column after the last tile), and the overlapping tiles sum into
-                    // t_i[2k] = q0[k] + q2[k - 1], t_i[2k + 1] = q1[k] + q3[k - 1]. Then B down the columns
-                    // adds the tile row's 4 input rows into acc. Every loop runs along a row: they vectorise.
-                    for (int i = 0; i < 4; ++i) {
-                        for (long tx = 0; tx < TW; ++tx)
-                            winograd::b(in + 4 * i * slab + tx, int(slab), q.data() + tx, int(TW + 1));
-                        for (int jj = 0; jj < 4; ++jj) q[jj * (TW + 1) + TW] = T(0);
-                        T* ti = t.data() + i * cols;
-                        ti[0] = q[0];
-                        ti[1] = q[TW + 1];
-                        for (long k = 1; k <= TW; ++k) {
-                            ti[2 * k] = q[k] + q[2 * (TW + 1) + k - 1];
-                            ti[2 * k + 1] = q[(TW + 1) + k] + q[3 * (TW + 1) + k - 1];
-                        }
-                    }
-                    for (long j = 0; j < cols; ++j) winograd::b(t.data() + j, int(cols), u.data() + j, int(cols));
-                    T* r = acc.data() + 2 * ty * cols;
-                    for (long j = 0; j < 4 * cols; ++j) r[j] += u[j];
-                }
-                T* out = dx + (b * C + c) * H * W;  // the image is acc without its border
-                for (long i = 0; i < H; ++i)
-                    std::copy(acc.begin() + (i + 1) * cols + 1, acc.begin() + (i + 1) * cols + 1 + W, out + i * W);
+                for (long ty = 0; ty < p.TH; ty += kChunk)  // tile rows in order: a fixed order of the adds
+                    rows::input_grad(dv + c * P + (b * p.TH + ty) * p.TW, slab, p, ty, std::min(ty + kChunk, p.TH),
+                                     acc.data(), q.data(), t.data());
+                rows::unborder(acc.data(), p, dx + (b * C + c) * H * W);
             }
         }
     }
@@ -95,58 +59,31 @@ void winograd_input_grad_cpu(const T* dv, T* dx, long B, long C, long H, long W)
 
 template <typename T>
 void winograd_output_cpu(const T* m, const T* bias, T* y, long B, long K, long H, long W) {
-    const long TH = winograd::tiles(H), TW = winograd::tiles(W), P = B * TH * TW, slab = K * P;
-    const long cols = 2 * TW;  // whole tiles: one column more than an odd image
+    const rows::Plane p = rows::plane(H, W);
+    const long P = B * p.TH * p.TW, slab = K * P;
 #pragma omp parallel
     {
-        std::vector<T> t(8 * TW), row(2 * cols);
+        std::vector<T> t(rows::t_size(p, 1));
 #pragma omp for collapse(2) schedule(static)
-        for (long b = 0; b < B; ++b) {
-            for (long k = 0; k < K; ++k) {
-                const T* in = m + k * P + b * TH * TW;
-                const T add = bias ? bias[k] : T(0);
-                T* out = y + (b * K + k) * H * W;
-                for (long ty = 0; ty < TH; ++ty, in += TW) {
-                    // A^T m down the columns (xi = 4r + s: r at stride 4 slabs), tile by tile: t (2, 4, TW);
-                    // then along the rows, into the tile row's two output rows.
-                    for (int s = 0; s < 4; ++s)
-                        for (long tx = 0; tx < TW; ++tx)
-                            winograd::at(in + s * slab + tx, int(4 * slab), t.data() + s * TW + tx, int(4 * TW));
-                    for (int i = 0; i < 2; ++i)
-                        for (long tx = 0; tx < TW; ++tx)
-                            winograd::at(t.data() + 4 * i * TW + tx, int(TW), row.data() + i * cols + 2 * tx, 1);
-                    for (long i = 0; i < 2 && 2 * ty + i < H; ++i)
-                        for (long j = 0; j < W; ++j) out[(2 * ty + i) * W + j] = row[i * cols + j] + add;
-                }
-            }
-        }
+        for (long b = 0; b < B; ++b)
+            for (long k = 0; k < K; ++k)
+                rows::output(m + k * P + b * p.TH * p.TW, slab, p, 0, p.TH, bias ? bias[k] : T(0),
+                             y + (b * K + k) * H * W, t.data());
     }
 }
 
 template <typename T>
 void winograd_output_grad_cpu(const T* dy, T* dm, long B, long K, long H, long W) {
-    const long TH = winograd::tiles(H), TW = winograd::tiles(W), P = B * TH * TW, slab = K * P;
-    const long rows = 2 * TH, cols = 2 * TW;
+    const rows::Plane p = rows::plane(H, W);
+    const long P = B * p.TH * p.TW, slab = K * P;
 #pragma omp parallel
     {
-        std::vector<T> full(rows * cols), t(8 * TW);
+        std::vector<T> t(rows::t_size(p, 1)), zero(W);
 #pragma omp for collapse(2) schedule(static)
-        for (long k = 0; k < K; ++k) {
-            for (long b = 0; b < B; ++b) {
-                place(dy + (b * K + k) * H * W, full.data(), H, W, 0, rows, cols);  // zeros past an odd edge
-                T* out = dm + k * P + b * TH * TW;
-                for (long ty = 0; ty < TH; ++ty, out += TW) {
-                    // winograd_output's two steps backwards: A along each of the tile row's two rows,
-                    // t (2, 4, TW); then A down the columns into the 16 slabs (xi = 4r + s).
-                    for (int i = 0; i < 2; ++i)
-                        for (long tx = 0; tx < TW; ++tx)
-                            winograd::a(full.data() + (2 * ty + i) * cols + 2 * tx, 1, t.data() + 4 * i * TW + tx, int(TW));
-                    for (int s = 0; s < 4; ++s)
-                        for (long tx = 0; tx < TW; ++tx)
-                            winograd::a(t.data() + s * TW + tx, int(4 * TW), out + s * slab + tx, int(4 * slab));
-                }
-            }
-        }
+        for (long k = 0; k < K; ++k)
+            for (long b = 0; b < B; ++b)
+                rows::output_grad(dy + (b * K + k) * H * W, p, 0, p.TH, dm + k * P + b * p.TH * p.TW, slab,
+                                  t.data(), zero.data());
     }
 }
 

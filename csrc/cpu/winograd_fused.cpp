@@ -24,25 +24,27 @@
 #include <vector>
 
 #include "cpu/micro_gemm.h"
-#include "kernels/winograd.cuh"
+#include "cpu/winograd_rows.h"
 
 namespace pyddpm {
 namespace {
 
+namespace rows = winograd_rows;
 using gemm::kPanel;
 constexpr long kGroups = 8;          // dU's partial sums: enough groups to share among a few threads,
 constexpr long kPartials = 1L << 21;  // and at most about this many values in all
 
 struct Blocks {
-    long B, H, W, TH, TW;
+    long B;
+    rows::Plane plane;  // each sample's H x W pixels, TH x TW tiles
     long S;      // samples per block (>= 1), or 0 when a block is R tile rows of one sample
     long R;      // tile rows per block in that case
     long per;    // blocks per sample (S = 0) or 1
     long units;  // backward's units: blocks of whole samples, or samples
     long count;  // blocks
 
-    Blocks(long B_, long H_, long W_) : B(B_), H(H_), W(W_), TH(winograd::tiles(H_)), TW(winograd::tiles(W_)) {
-        const long per_sample = TH * TW;
+    Blocks(long B_, long H, long W) : B(B_), plane(rows::plane(H, W)) {
+        const long TH = plane.TH, TW = plane.TW, per_sample = TH * TW;
         if (per_sample <= kPanel) {
             S = kPanel / per_sample, R = TH, per = 1, units = (B + S - 1) / S, count = units;
         } else {
@@ -54,12 +56,12 @@ struct Blocks {
         long rows() const { return ty1 - ty0; }
     };
     Block operator[](long i) const {
-        if (S) return {i * S, std::min(i * S + S, B), 0, TH};
+        if (S) return {i * S, std::min(i * S + S, B), 0, plane.TH};
         const long b = i / per, ty0 = (i % per) * R;
-        return {b, b + 1, ty0, std::min(ty0 + R, TH)};
+        return {b, b + 1, ty0, std::min(ty0 + R, plane.TH)};
     }
-    long tiles(const Block& k) const { return (k.b1 - k.b0) * k.rows() * TW; }
-    long max_rows() const { return std::min(R, TH); }  // tile rows of one sample in one block
+    long tiles(const Block& k) const { return (k.b1 - k.b0) * k.rows() * plane.TW; }
+    long max_rows() const { return std::min(R, plane.TH); }  // tile rows of one sample in one block
 };
 
 // The distance between the 16 slabs of a block's V or M (rows x wp each), 16 elements (a cache line of
@@ -68,199 +70,66 @@ struct Blocks {
 // channels (benchmarks/RESULTS.md, "In one pass").
 inline long slab_size(long rows, long wp) { return rows * wp + 16; }
 
-// Per-thread scratch: the block's V (16, C, wp) and M (16, K, wp) in the packed layout; t and q, a
-// transform's intermediate rows for all of a block's tile rows (4 rows of 2TW + 2 per tile row, or 4 x 4 x
-// TW); and a row of zeros that stands in for the rows outside the image.
+// Per-thread scratch: the block's V (16, C, wp) and M (16, K, wp) in the packed layout, and what the row
+// transforms (csrc/cpu/winograd_rows.h) need for a block's tile rows of one plane.
 template <typename T>
 struct Scratch {
     long C, K;
     std::vector<T> v, m, t, q, zero, packed;
     Scratch(long C_, long K_, const Blocks& g)
         : C(C_), K(K_), v(16 * slab_size(C, kPanel)), m(16 * slab_size(K, kPanel)),
-          t(4 * g.max_rows() * (2 * g.TW + 2)), q(16 * g.max_rows() * g.TW), zero(g.W + 1) {}
+          t(rows::t_size(g.plane, g.max_rows())), q(rows::q_size(g.plane, g.max_rows())), zero(g.plane.W) {}
     T* v_at(long xi, long wp) { return v.data() + xi * slab_size(C, wp); }  // V[xi] (C, wp)
     T* m_at(long xi, long wp) { return m.data() + xi * slab_size(K, wp); }  // M[xi] (K, wp)
 };
 
-// The loops below run along a row, one SIMD lane per column or per tile (`omp simd`: the compiler cannot
-// tell the rows apart from the arrays they are written to, and would not vectorise them otherwise).
-
 // The column of tile (b, ty, tx = 0) in block k's panel; tile tx is tx columns further.
 inline long column(const Blocks& g, const Blocks::Block& k, long b, long ty) {
-    return ((b - k.b0) * k.rows() + ty - k.ty0) * g.TW;
+    return ((b - k.b0) * k.rows() + ty - k.ty0) * g.plane.TW;
 }
 
-// V of one block: B^T d B of each tile into s.v[xi][c][j] (row stride wp: the micro-kernel's packed panel).
-// Per (channel, sample): B^T down the columns of each tile row's 4 input rows into t (zero rows above and
-// below the image, zero columns either side), then along t's rows tile by tile. The first step runs over
-// all the tile rows before the second starts: the second reads t at other offsets than the first wrote
-// it, and a load that straddles two recent stores waits for them to reach the cache.
+// The four maps for one block, plane by plane: V of x into s.v, y from s.m (plus the bias), dM of dy into
+// s.m (db, K values or null, gains dy's sum per channel), and B dv B^T from s.v added into acc, the unit's
+// zero-bordered planes (samples from `b_first`, C each).
 template <typename T>
 void input_block(const T* x, long C, const Blocks& g, const Blocks::Block& k, long wp, Scratch<T>& s) {
-    const long H = g.H, W = g.W, TW = g.TW, cols = 2 * TW + 2, slab = slab_size(C, wp), rows = k.rows();
-    for (long i = 0; i < 4 * rows; ++i) {
-        T* t = s.t.data() + i * cols;
-        std::fill(t + W + 1, t + cols, T(0)), t[0] = T(0);
-    }
-    for (long c = 0; c < C; ++c) {
-        for (long b = k.b0; b < k.b1; ++b) {
-            const T* plane = x + (b * C + c) * H * W;
-            for (long ty = k.ty0; ty < k.ty1; ++ty) {
-                const T* r[4];
-                for (long i = 0; i < 4; ++i) {
-                    const long y = 2 * ty - 1 + i;
-                    r[i] = y >= 0 && y < H ? plane + y * W : s.zero.data();
-                }
-                T *t0 = s.t.data() + 4 * (ty - k.ty0) * cols, *t1 = t0 + cols, *t2 = t1 + cols, *t3 = t2 + cols;
-#pragma omp simd
-                for (long j = 0; j < W; ++j)
-                    winograd::bt(r[0][j], r[1][j], r[2][j], r[3][j], t0[j + 1], t1[j + 1], t2[j + 1], t3[j + 1]);
-            }
-            for (long ty = k.ty0; ty < k.ty1; ++ty) {
-                T* out = s.v.data() + c * wp + column(g, k, b, ty);
-                for (int i = 0; i < 4; ++i) {
-                    const T* ti = s.t.data() + (4 * (ty - k.ty0) + i) * cols;
-                    T* o = out + 4 * i * slab;
-#pragma omp simd
-                    for (long tx = 0; tx < TW; ++tx)
-                        winograd::bt(ti[2 * tx], ti[2 * tx + 1], ti[2 * tx + 2], ti[2 * tx + 3], o[tx], o[slab + tx],
-                                     o[2 * slab + tx], o[3 * slab + tx]);
-                }
-            }
-        }
-    }
+    const long HW = g.plane.H * g.plane.W, slab = slab_size(C, wp);
+    for (long c = 0; c < C; ++c)
+        for (long b = k.b0; b < k.b1; ++b)
+            rows::input(x + (b * C + c) * HW, g.plane, k.ty0, k.ty1, s.v.data() + c * wp + column(g, k, b, k.ty0),
+                        slab, s.t.data(), s.zero.data());
 }
 
-// y's rows for one block: A^T m A of each tile (m: s.m[xi][k][j], row stride wp) plus the bias. A^T down
-// the columns into t (2, 4, TW), then along t's rows straight into y (an odd image drops the last column).
 template <typename T>
 void output_block(const T* bias, T* y, long K, const Blocks& g, const Blocks::Block& k, long wp, Scratch<T>& s) {
-    const long H = g.H, W = g.W, TW = g.TW, slab = slab_size(K, wp), pairs = W / 2;
-    T* t = s.t.data();
-    for (long kk = 0; kk < K; ++kk) {
-        const T add = bias ? bias[kk] : T(0);
-        for (long b = k.b0; b < k.b1; ++b) {
-            T* plane = y + (b * K + kk) * H * W;
-            for (long ty = k.ty0; ty < k.ty1; ++ty) {
-                const T* in = s.m.data() + kk * wp + column(g, k, b, ty);
-                for (int col = 0; col < 4; ++col) {  // xi = 4 * row + col
-                    const T* m = in + col * slab;
-                    T* tc = t + col * TW;
-#pragma omp simd
-                    for (long tx = 0; tx < TW; ++tx)
-                        winograd::at(m[tx], m[4 * slab + tx], m[8 * slab + tx], m[12 * slab + tx], tc[tx],
-                                     tc[4 * TW + tx]);
-                }
-                for (long i = 0; i < 2 && 2 * ty + i < H; ++i) {
-                    const T* ti = t + 4 * i * TW;
-                    T* row = plane + (2 * ty + i) * W;
-#pragma omp simd
-                    for (long tx = 0; tx < pairs; ++tx) {
-                        T y0, y1;
-                        winograd::at(ti[tx], ti[TW + tx], ti[2 * TW + tx], ti[3 * TW + tx], y0, y1);
-                        row[2 * tx] = y0 + add;
-                        row[2 * tx + 1] = y1 + add;
-                    }
-                    if (W % 2) {
-                        T y0, y1;
-                        winograd::at(ti[pairs], ti[TW + pairs], ti[2 * TW + pairs], ti[3 * TW + pairs], y0, y1);
-                        row[W - 1] = y0 + add;
-                    }
-                }
-            }
-        }
-    }
+    const long HW = g.plane.H * g.plane.W, slab = slab_size(K, wp);
+    for (long kk = 0; kk < K; ++kk)
+        for (long b = k.b0; b < k.b1; ++b)
+            rows::output(s.m.data() + kk * wp + column(g, k, b, k.ty0), slab, g.plane, k.ty0, k.ty1,
+                         bias ? bias[kk] : T(0), y + (b * K + kk) * HW, s.t.data());
 }
 
-// dM of one block: A dy A^T of each tile into s.m, the adjoint of output_block: A along each of the tile
-// row's two output rows into t (2, 4, TW), then A down the columns. db (K values or null) gains the sum of
-// the block's dy per channel, the bias's gradient, taken on the same pass over dy.
 template <typename T>
 void output_grad_block(const T* dy, T* db, long K, const Blocks& g, const Blocks::Block& k, long wp,
                        Scratch<T>& s) {
-    const long H = g.H, W = g.W, TW = g.TW, slab = slab_size(K, wp), pairs = W / 2;
-    T* t = s.t.data();
+    const long HW = g.plane.H * g.plane.W, slab = slab_size(K, wp);
     for (long kk = 0; kk < K; ++kk) {
         T sum = T(0);
-        for (long b = k.b0; b < k.b1; ++b) {
-            const T* plane = dy + (b * K + kk) * H * W;
-            for (long ty = k.ty0; ty < k.ty1; ++ty) {
-                for (long i = 0; i < 2; ++i) {  // a row below an odd image, and a column past it, are zeros
-                    const T* row = 2 * ty + i < H ? plane + (2 * ty + i) * W : s.zero.data();
-                    T* ti = t + 4 * i * TW;
-#pragma omp simd reduction(+ : sum)
-                    for (long tx = 0; tx < pairs; ++tx) {
-                        winograd::a(row[2 * tx], row[2 * tx + 1], ti[tx], ti[TW + tx], ti[2 * TW + tx],
-                                    ti[3 * TW + tx]);
-                        sum += row[2 * tx] + row[2 * tx + 1];
-                    }
-                    if (W % 2) {
-                        winograd::a(row[W - 1], T(0), ti[pairs], ti[TW + pairs], ti[2 * TW + pairs],
-                                    ti[3 * TW + pairs]);
-                        sum += row[W - 1];
-                    }
-                }
-                T* out = s.m.data() + kk * wp + column(g, k, b, ty);
-                for (int col = 0; col < 4; ++col) {  // xi = 4 * row + col
-                    const T* tc = t + col * TW;
-                    T* o = out + col * slab;
-#pragma omp simd
-                    for (long tx = 0; tx < TW; ++tx)
-                        winograd::a(tc[tx], tc[4 * TW + tx], o[tx], o[4 * slab + tx], o[8 * slab + tx],
-                                    o[12 * slab + tx]);
-                }
-            }
-        }
+        for (long b = k.b0; b < k.b1; ++b)
+            sum += rows::output_grad(dy + (b * K + kk) * HW, g.plane, k.ty0, k.ty1,
+                                     s.m.data() + kk * wp + column(g, k, b, k.ty0), slab, s.t.data(), s.zero.data());
         if (db) db[kk] += sum;
     }
 }
 
-// B dv B^T of each tile of one block (dv: s.v, row stride wp), added into acc: the unit's zero-bordered
-// planes (samples from `b_first`, C each, (2TH + 2) x (2TW + 2)), tile rows in order. Per (channel,
-// sample), each step over all its tile rows before the next (see input_block): B along the rows per tile
-// into q (4 x 4, TW) per tile row; the overlapping tiles' values summed into t's rows; B down the columns,
-// added to each tile row's 4 rows of acc.
 template <typename T>
 void input_grad_block(T* acc, long b_first, long C, const Blocks& g, const Blocks::Block& k, long wp,
                       Scratch<T>& s) {
-    const long TH = g.TH, TW = g.TW, cols = 2 * TW + 2, slab = slab_size(C, wp), rows = k.rows();
-    for (long c = 0; c < C; ++c) {
-        for (long b = k.b0; b < k.b1; ++b) {
-            T* plane = acc + ((b - b_first) * C + c) * (2 * TH + 2) * cols;
-            const T* in = s.v.data() + c * wp + column(g, k, b, k.ty0);  // tile rows TW apart
-            for (long i = 0; i < 4 * rows; ++i) {  // (tile row, row i of its 4) = (i / 4, i % 4)
-                const T* v = in + (i / 4) * TW + 4 * (i % 4) * slab;
-                T *q0 = s.q.data() + 4 * i * TW, *q1 = q0 + TW, *q2 = q1 + TW, *q3 = q2 + TW;
-#pragma omp simd
-                for (long tx = 0; tx < TW; ++tx)
-                    winograd::b(v[tx], v[slab + tx], v[2 * slab + tx], v[3 * slab + tx], q0[tx], q1[tx], q2[tx],
-                                q3[tx]);
-            }
-            for (long i = 0; i < 4 * rows; ++i) {  // tile tx covers columns 2tx .. 2tx + 3
-                const T *q0 = s.q.data() + 4 * i * TW, *q1 = q0 + TW, *q2 = q1 + TW, *q3 = q2 + TW;
-                T* ti = s.t.data() + i * cols;
-                ti[0] = q0[0];
-                ti[1] = q1[0];
-#pragma omp simd
-                for (long tx = 1; tx < TW; ++tx) {
-                    ti[2 * tx] = q0[tx] + q2[tx - 1];
-                    ti[2 * tx + 1] = q1[tx] + q3[tx - 1];
-                }
-                ti[2 * TW] = q2[TW - 1];
-                ti[2 * TW + 1] = q3[TW - 1];
-            }
-            for (long ty = k.ty0; ty < k.ty1; ++ty) {
-                const T *t0 = s.t.data() + 4 * (ty - k.ty0) * cols, *t1 = t0 + cols, *t2 = t1 + cols, *t3 = t2 + cols;
-                T *r0 = plane + 2 * ty * cols, *r1 = r0 + cols, *r2 = r1 + cols, *r3 = r2 + cols;
-#pragma omp simd
-                for (long j = 0; j < cols; ++j) {
-                    T d0, d1, d2, d3;
-                    winograd::b(t0[j], t1[j], t2[j], t3[j], d0, d1, d2, d3);
-                    r0[j] += d0, r1[j] += d1, r2[j] += d2, r3[j] += d3;
-                }
-            }
-        }
-    }
+    const long bordered = rows::bordered_size(g.plane), slab = slab_size(C, wp);
+    for (long c = 0; c < C; ++c)
+        for (long b = k.b0; b < k.b1; ++b)
+            rows::input_grad(s.v.data() + c * wp + column(g, k, b, k.ty0), slab, g.plane, k.ty0, k.ty1,
+                             acc + ((b - b_first) * C + c) * bordered, s.q.data(), s.t.data());
 }
 
 }  // namespace
@@ -292,13 +161,12 @@ void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* d
     // channels), so that zeroing and adding them stays small beside the products.
     const long groups = std::min(g.units, std::clamp(kPartials / (16 * K * C), 2L, kGroups));
     const long du_size = du_sum ? 16 * K * C : 0, part = du_size + (db_sum ? K : 0);
-    const long rows = 2 * g.TH + 2, cols = 2 * g.TW + 2;
-    const long unit_samples = g.S ? g.S : 1;
+    const long bordered = rows::bordered_size(g.plane), unit_samples = g.S ? g.S : 1;
     std::vector<T> parts(groups * part);
 #pragma omp parallel
     {
         Scratch<T> s(C, K, g);
-        std::vector<T> acc(dx ? unit_samples * C * rows * cols : 0);
+        std::vector<T> acc(dx ? unit_samples * C * bordered : 0);
         if (du_sum) s.packed.resize(gemm::packed_size(kPanel, C));
 #pragma omp for schedule(static)
         for (long grp = 0; grp < groups; ++grp) {
@@ -327,15 +195,10 @@ void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* d
                         }
                     }
                 }
-                if (dx) {  // the unit's planes without their border
-                    for (long b = b_first; b < b_last; ++b)
-                        for (long c = 0; c < C; ++c) {
-                            const T* a = acc.data() + ((b - b_first) * C + c) * rows * cols;
-                            T* out = dx + (b * C + c) * H * W;
-                            for (long r = 0; r < H; ++r)
-                                std::copy(a + (r + 1) * cols + 1, a + (r + 1) * cols + 1 + W, out + r * W);
-                        }
-                }
+                for (long b = b_first; dx && b < b_last; ++b)  // the unit's images
+                    for (long c = 0; c < C; ++c)
+                        rows::unborder(acc.data() + ((b - b_first) * C + c) * bordered, g.plane,
+                                       dx + (b * C + c) * H * W);
             }
         }
         // The groups added in order, a stretch of dU's or db's partial sums at a time.
