@@ -50,6 +50,26 @@ def test_statistics_of_an_offset_signal(backend):
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_silu_saturates(backend):
+    """z far past where e^-z over- or underflows float32 (|z| up to ~450, through +-87 and +-88.7): y -> z or
+    -0 and dz -> dy or 0, never inf or NaN. 35 positions: two 16-wide vectors and a tail of 3."""
+    rng = np.random.default_rng(2)
+    x = randn(rng, (2, 4, 5, 7), np.float64)
+    gamma, beta = np.array([150.0, -150.0, 30.0, 1.0]), np.array([0.0, 5.0, -88.0, 88.5])
+    dy = randn(rng, x.shape, np.float64)
+    ref = group_norm(x, gamma, beta, 4, silu=True, backend="numpy")
+    ref_b = group_norm_backward(dy, x, gamma, beta, ref[1], ref[2], 4, silu=True, backend="numpy")
+    xb, gb, bb, dyb = to_backend(backend, *(a.astype(np.float32) for a in (x, gamma, beta, dy)))
+    out = group_norm(xb, gb, bb, 4, silu=True, backend=backend)
+    out_b = group_norm_backward(dyb, xb, gb, bb, out[1], out[2], 4, silu=True, backend=backend)
+    for name, want, got in zip(["y", "dx", "dgamma", "dbeta"], (ref[0], *ref_b), (out[0], *out_b)):
+        got = to_numpy(got)
+        assert np.isfinite(got).all(), name
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * scale, err_msg=f"{name} on {backend}")
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
 def test_bad_input_raises(backend):
     rng = np.random.default_rng(1)
     x, g, b = randn(rng, (2, 4, 3, 3), np.float32), np.ones(4, np.float32), np.zeros(4, np.float32)

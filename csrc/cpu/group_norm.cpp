@@ -1,6 +1,12 @@
 // GroupNorm (+ SiLU) on the CPU: OpenMP over (sample, group). The backward evaluates the SiLU derivative
 // once per element, keeps per-(sample, channel) partials of dgamma/dbeta and sums them over the batch in
-// a fixed order: deterministic, no atomics.
+// a fixed order: deterministic, no atomics, whichever thread takes a (sample, group).
+//
+// The (sample, group)s are handed out guided, not in static halves: with OMP_WAIT_POLICY=PASSIVE (pyddpm's
+// default, see pyddpm/__init__.py) the other thread sleeps between kernels, and on these VMs it wakes
+// 0.1-0.3 ms late when the calling thread has been busy elsewhere; the caller then takes more of the groups
+// instead of waiting for it. Measured at (32, 128, 16, 16) after 12 ms of other work: forward 0.57 ->
+// 0.42 ms; 0.33 ms either way when called back to back.
 //
 // Sums (the statistics, and the backward's four) run in kLanes independent lanes of T, restarted every
 // kBlock elements and added into double lanes, then the lanes are added in a fixed order: vector adds
@@ -13,6 +19,7 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/vec_f32.h"
 #include "kernels/group_norm.cuh"
 
 // GCC's -march=native keeps AVX-512 machines at 256-bit vectors; these loops are arithmetic-bound on
@@ -67,32 +74,39 @@ void forward_group(const T* xg, const T* gamma, const T* beta, T* yg, T* mean, T
     *rstd = T(r);
     for (long c = 0; c < Cg; ++c) {
         const T a = T(r * gamma[c]), bt = beta[c];
-        const T* xc = xg + c * HW;
-        T* yc = yg + c * HW;
-#pragma omp simd
-        for (long i = 0; i < HW; ++i) yc[i] = gn::forward(xc[i], m, a, bt, kSilu);
+        map(HW, yg + c * HW, [&](auto x) {
+            using V = decltype(x);
+            return gn::forward<V>(x, m, a, bt, kSilu);
+        }, xg + c * HW);
     }
 }
 
-// Pass 1 of the backward for one (sample, group): dz parked in dxg, per-channel sums of dz and dz * xhat
-// into part_beta / part_gamma, and the group's means of dxhat and dxhat * xhat.
+// Pass 1 of the backward for one (sample, group): dz (into dzg, with the SiLU; else dz is dy itself),
+// per-channel sums of dz and dz * xhat into part_beta / part_gamma, and the group's means of dxhat and
+// dxhat * xhat. dz is formed in its own sweep over the channel (the SiLU derivative, in F32x16 where the
+// build has it) and summed in a second from L1, so the sums keep lane_sums' fixed order.
 template <typename T, bool kSilu>
-void backward_sums(const T* dyg, const T* xg, const T* gamma, const T* beta, T m, T r, T* dxg, double* part_gamma,
+void backward_sums(const T* dyg, const T* xg, const T* gamma, const T* beta, T m, T r, T* dzg, double* part_gamma,
                    double* part_beta, long Cg, long HW, T* mean_dxhat, T* mean_dxhat_xhat) {
     double s_dxhat = 0.0, s_dxhat_xhat = 0.0;
     for (long c = 0; c < Cg; ++c) {
         const T gm = gamma[c], bt = beta[c];
         const T* xc = xg + c * HW;
-        const T* dyc = dyg + c * HW;
-        T* dzc = dxg + c * HW;
+        const T* dzc = dyg + c * HW;
+        if constexpr (kSilu) {
+            map(HW, dzg + c * HW, [&](auto dy, auto x) {
+                using V = decltype(x);
+                return gn::dz<V>(dy, (x - V(m)) * V(r), gm, bt, true);
+            }, dzc, xc);
+            dzc = dzg + c * HW;
+        }
         double s[4];
         lane_sums<T, 4>(HW, [&](long i, T (*acc)[kLanes], long l) {
             const T xhat = (xc[i] - m) * r;
-            const T d = gn::dz(dyc[i], xhat, gm, bt, kSilu);
+            const T d = dzc[i];
             // Sum the same rounded dxhat that pass 2 uses: with a large rstd (a one-element group),
             // a mean of differently rounded values would not cancel against it.
             const T dxhat = gn::dxhat(d, gm);
-            dzc[i] = d;
             acc[0][l] += d;
             acc[1][l] += d * xhat;
             acc[2][l] += dxhat;
@@ -113,7 +127,7 @@ template <typename T>
 void group_norm_forward_cpu(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd, long B,
                             long C, long HW, long G, bool silu, double eps) {
     const long Cg = C / G, n = Cg * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(guided)
     for (long bg = 0; bg < B * G; ++bg) {
         const long c0 = bg % G * Cg;
         (silu ? forward_group<T, true> : forward_group<T, false>)(x + bg * n, gamma + c0, beta + c0, y + bg * n,
@@ -128,7 +142,7 @@ void group_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* b
     const long Cg = C / G, n = Cg * HW;
     // Per (sample, channel) partial sums of dz * xhat and dz, summed over the batch in order at the end.
     std::vector<double> part_gamma(B * C), part_beta(B * C);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(guided)
     for (long bg = 0; bg < B * G; ++bg) {
         const long c0 = bg / G * C + bg % G * Cg, g0 = bg % G * Cg;
         const T m = mean[bg], r = rstd[bg];
@@ -139,15 +153,17 @@ void group_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* b
                                                                   dxg, part_gamma.data() + c0,
                                                                   part_beta.data() + c0, Cg, HW, &mean_dxhat,
                                                                   &mean_dxhat_xhat);
-        // Pass 2: dx from dz in place.
+        // Pass 2: dx from dz (in place, with the SiLU).
+        const T* dzg = silu ? dxg : dy + bg * n;
         for (long c = 0; c < Cg; ++c) {
             const T gm = gamma[g0 + c];
             const T* xc = xg + c * HW;
+            const T* dzc = dzg + c * HW;
             T* dxc = dxg + c * HW;
-#pragma omp simd
+    #pragma omp simd
             for (long i = 0; i < HW; ++i) {
                 const T xhat = (xc[i] - m) * r;
-                dxc[i] = gn::dx(gn::dxhat(dxc[i], gm), xhat, r, mean_dxhat, mean_dxhat_xhat);
+                dxc[i] = gn::dx(gn::dxhat(dzc[i], gm), xhat, r, mean_dxhat, mean_dxhat_xhat);
             }
         }
     }

@@ -17,31 +17,51 @@
 
 namespace pyddpm {
 
+// a * b + c rounded once, and x rounded to the nearest integer (ties to even). csrc/cpu/vec_f32.h overloads
+// both (and the arithmetic operators) for its vectors of 16 floats, so a template below on a value type V
+// runs on those as well as on float.
+PYDDPM_HD float fmadd(float a, float b, float c) { return fmaf(a, b, c); }
+PYDDPM_HD float round_nearest(float x) { return rintf(x); }
+
 // q(r) = 1/2 + r/6 + r^2/24 + ... + r^5/5040, so that e^r = 1 + r + r^2 q(r) up to r^7/5040 (Horner).
-PYDDPM_HD float exp_taylor_q(float r) {
-    float q = 1.0f / 5040.0f;
-    q = fmaf(q, r, 1.0f / 720.0f);
-    q = fmaf(q, r, 1.0f / 120.0f);
-    q = fmaf(q, r, 1.0f / 24.0f);
-    q = fmaf(q, r, 1.0f / 6.0f);
-    return fmaf(q, r, 0.5f);
+template <typename V>
+PYDDPM_HD V exp_taylor_q(V r) {
+    V q = V(1.0f / 5040.0f);
+    q = fmadd(q, r, V(1.0f / 720.0f));
+    q = fmadd(q, r, V(1.0f / 120.0f));
+    q = fmadd(q, r, V(1.0f / 24.0f));
+    q = fmadd(q, r, V(1.0f / 6.0f));
+    return fmadd(q, r, V(0.5f));
+}
+
+// The host exp_f32's range and its reduction x = n ln2 + r: ln2 split in two so n * kLn2Hi is exact.
+constexpr float kExpMin = -87.3f, kExpMax = 88.3f;  // n from -126 to 127
+constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693145751953125f, kLn2Lo = 1.428606765330187045e-6f;
+
+// e^x = 2^n e^r with n = rint(x log2 e), |r| <= ln2/2, for x already clamped to [kExpMin, kExpMax]: returns
+// e^r, and n in n_out (as a float; the caller scales by 2^n in whatever way its type allows).
+template <typename V>
+PYDDPM_HD V exp_reduced(V x, V* n_out) {
+    const V n = round_nearest(x * V(kLog2e));
+    V r = fmadd(n, V(-kLn2Hi), x);
+    r = fmadd(n, V(-kLn2Lo), r);
+    *n_out = n;
+    return fmadd(fmadd(exp_taylor_q(r), r, V(1.0f)), r, V(1.0f));
 }
 
 // exp for float32. On the device, expf. On the host, a form the compiler can vectorise (glibc's expf is
 // a scalar call, which made the fused SiLU slower than NumPy): x = n ln2 + r with |r| <= ln2/2, exp(r) by
 // its Taylor series to r^7 (truncation < 3e-9 relative; rounding adds a few ulp), 2^n built in the
-// exponent bits. Inputs are clamped to [-87.3, 88.7], the range where the result is a normal float.
+// exponent bits. Inputs are clamped to [kExpMin, kExpMax], the range where the result is a normal float.
 // Checked through the fused SiLU and softmax against NumPy (tests/test_kernels_group_norm.py, _attention.py).
 PYDDPM_HD float exp_f32(float x) {
 #if defined(__CUDA_ARCH__)
     return expf(x);
 #else
-    x = x > -87.3f ? x : -87.3f;  // ternaries, not fmaxf/fminf: GCC vectorises these, not the libm calls
-    x = x < 88.7f ? x : 88.7f;
-    const float n = rintf(x * 1.44269504088896341f);
-    float r = fmaf(n, -0.693145751953125f, x);  // ln2 split in two so n*ln2_hi is exact
-    r = fmaf(n, -1.428606765330187045e-6f, r);
-    const float p = fmaf(fmaf(exp_taylor_q(r), r, 1.0f), r, 1.0f);
+    x = x > kExpMin ? x : kExpMin;  // ternaries, not fmaxf/fminf: GCC vectorises these, not the libm calls
+    x = x < kExpMax ? x : kExpMax;
+    float n;
+    const float p = exp_reduced(x, &n);
     const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
