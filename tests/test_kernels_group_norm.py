@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kernels import FAST_BACKENDS, randn, to_backend, to_numpy
+from pyddpm.ops import backend as backends
 from pyddpm.ops.group_norm import group_norm, group_norm_backward
 
 # (B, C, H, W, G): batch 1, odd H*W, channels not a multiple of a block, group size 1, 1x1 images.
@@ -91,3 +92,35 @@ def test_bad_input_raises(backend):
         group_norm_backward(y, x, g, b, mean[:1], rstd, 2, backend=backend)
     with pytest.raises(ValueError, match="dy"):
         group_norm_backward(y[:1], x, g, b, mean, rstd, 2, backend=backend)
+
+
+_THREADS_SCRIPT = """
+import sys
+import numpy as np
+from pyddpm.ops.group_norm import group_norm, group_norm_backward
+x, g, b, dy = (np.load(sys.argv[1])[k] for k in ("x", "g", "b", "dy"))
+y, mean, rstd = group_norm(x, g, b, 4, silu=True, backend="cpu")
+dx, dg, db = group_norm_backward(dy, x, g, b, mean, rstd, 4, silu=True, backend="cpu")
+np.savez(sys.argv[2], y=y, mean=mean, rstd=rstd, dx=dx, dg=dg, db=db)
+"""
+
+
+@pytest.mark.skipif(not backends.available("cpu"), reason="pyddpm._cpu is not built (pip install -e .)")
+def test_same_result_for_any_thread_count(tmp_path):
+    """The (sample, group)s go to whichever thread is free (schedule(guided)); each is computed whole by one
+    thread and dgamma, dbeta are summed over the batch in order, so 1 and 3 threads agree bit for bit."""
+    import os
+    import subprocess
+    import sys
+    rng = np.random.default_rng(3)
+    x, dy = randn(rng, (7, 8, 5, 9), np.float32, offset=2.0), randn(rng, (7, 8, 5, 9), np.float32)
+    g, b = randn(rng, 8, np.float32), randn(rng, 8, np.float32)
+    np.savez(tmp_path / "in.npz", x=x, g=g, b=b, dy=dy)
+    outs = []
+    for threads in (1, 3):
+        out = tmp_path / f"out{threads}.npz"
+        subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, str(tmp_path / "in.npz"), str(out)],
+                       env=dict(os.environ, OMP_NUM_THREADS=str(threads)), check=True)
+        outs.append(np.load(out))
+    for name in ("y", "mean", "rstd", "dx", "dg", "db"):
+        np.testing.assert_array_equal(outs[0][name], outs[1][name], err_msg=name)
