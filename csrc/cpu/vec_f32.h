@@ -23,6 +23,11 @@
 
 namespace pyddpm {
 
+// Every lane. The intrinsics below are called in their zero-masking forms with this mask: the same
+// instructions, but the plain forms pass _mm512_undefined_ps() as the merge source, which GCC 12 flags with
+// -Wmaybe-uninitialized at -O1/-O2 (the sanitizer builds).
+constexpr __mmask16 kAll = 0xFFFF;
+
 struct F32x16 {
     static constexpr long kWidth = 16;
     __m512 v;
@@ -30,7 +35,7 @@ struct F32x16 {
     F32x16(__m512 v_) : v(v_) {}
     F32x16(float s) : v(_mm512_set1_ps(s)) {}  // implicit: the .cuh math mixes in scalars, e.g. T(1) - s
 
-    static __mmask16 first(long n) { return n >= kWidth ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
+    static __mmask16 first(long n) { return n >= kWidth ? kAll : __mmask16((1u << n) - 1u); }
     static F32x16 load(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
     void store(float* p, __mmask16 m) const { _mm512_mask_storeu_ps(p, m, v); }
 };
@@ -43,24 +48,25 @@ inline F32x16 operator-(F32x16 a) {  // flips the sign bit, as scalar negation d
 }
 inline F32x16 fmadd(F32x16 a, F32x16 b, F32x16 c) { return _mm512_fmadd_ps(a.v, b.v, c.v); }
 inline F32x16 round_nearest(F32x16 x) {
-    return _mm512_roundscale_ps(x.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_maskz_roundscale_ps(kAll, x.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 inline F32x16 mul_rn(F32x16 a, F32x16 b) { return a * b; }
 
 // common.cuh's exp_f32 (the same clamp, reduction and polynomial), with 2^n applied by vscalefps. The max
 // and min take x first, so a NaN x becomes kExpMin, as the scalar ternaries make it.
 inline F32x16 exp_f32(F32x16 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x.v, _mm512_set1_ps(kExpMin)), _mm512_set1_ps(kExpMax));
+    x = _mm512_maskz_max_ps(kAll, x.v, _mm512_set1_ps(kExpMin));
+    x = _mm512_maskz_min_ps(kAll, x.v, _mm512_set1_ps(kExpMax));
     F32x16 n;
     const F32x16 p = exp_reduced(x, &n);
-    return _mm512_scalef_ps(p.v, n.v);
+    return _mm512_maskz_scalef_ps(kAll, p.v, n.v);
 }
 
 // common.cuh's float sigmoid, 1 / (1 + e^-z), with 1/d = r + r (1 - d r), r = rcp14(d) (|error| < 2^-14).
 // d lies in [1, e^88.3], where neither r nor d r overflows.
 inline F32x16 sigmoid(F32x16 z) {
     const F32x16 d = F32x16(1.0f) + exp_f32(-z);
-    const F32x16 r = _mm512_rcp14_ps(d.v);
+    const F32x16 r = _mm512_maskz_rcp14_ps(kAll, d.v);
     return fmadd(r, _mm512_fnmadd_ps(d.v, r.v, _mm512_set1_ps(1.0f)), r);
 }
 
