@@ -6,7 +6,7 @@
 // default, see pyddpm/__init__.py) the other thread sleeps between kernels, and on these VMs it wakes
 // 0.1-0.3 ms late when the calling thread has been busy elsewhere; the caller then takes more of the groups
 // instead of waiting for it. Measured at (32, 128, 16, 16) after 12 ms of other work: forward 0.57 ->
-// 0.42 ms; 0.33 ms either way when called back to back.
+// 0.44 ms; 0.33 ms either way when called back to back.
 //
 // Sums (the statistics, and the backward's four) run in kLanes independent lanes of T, restarted every
 // kBlock elements and added into double lanes, then the lanes are added in a fixed order: vector adds
@@ -160,7 +160,7 @@ void group_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* b
             const T* xc = xg + c * HW;
             const T* dzc = dzg + c * HW;
             T* dxc = dxg + c * HW;
-    #pragma omp simd
+#pragma omp simd
             for (long i = 0; i < HW; ++i) {
                 const T xhat = (xc[i] - m) * r;
                 dxc[i] = gn::dx(gn::dxhat(dzc[i], gm), xhat, r, mean_dxhat, mean_dxhat_xhat);
