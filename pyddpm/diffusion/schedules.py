@@ -17,6 +17,7 @@ _DEFAULTS = {
     # The official code's "const" uses beta_end = 0.02; at T = 1000 it leaves alpha-bar_T = 0.98^1000 ~ 2e-9.
     "const": {"beta": 0.02},
 }
+SCHEDULES = tuple(_DEFAULTS)
 
 
 def make_beta_schedule(kind, T, **kw):

@@ -1,10 +1,16 @@
-"""Training configurations: one dataclass, and the presets a run starts from.
+"""Training configurations: one dataclass, the presets a run starts from, and the check of every field.
 
 A preset fixes the model, the diffusion and the optimisation; command-line flags override single fields.
+``validate`` runs before any work, for the command line and the Python API alike, so a setting that makes
+no sense (a negative learning rate, an EMA decay above 1) is refused with the flag's name, never trained on.
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
+
+from pyddpm.diffusion.gaussian_diffusion import LOSS_TYPES, MEAN_TYPES, VAR_TYPES
+from pyddpm.diffusion.schedules import SCHEDULES
 
 
 @dataclass
@@ -46,6 +52,57 @@ class TrainConfig:
             raise ValueError(f"unknown training settings {unknown}")
         return cls(**d)
 
+    def validate(self):
+        """Raise ConfigError, naming the flag and its allowed range, for the first field out of range."""
+        validate(self)
+        return self
+
+
+class ConfigError(ValueError):
+    """A training setting out of its range; the message names the command-line flag."""
+
+
+BACKENDS = ("auto", "numpy", "cpu", "cuda")
+
+
+def _int(name, value, low, what):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
+
+
+def _float(name, value, ok, what):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+        raise ConfigError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ConfigError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def validate(cfg):
+    """Check every field of the TrainConfig ``cfg``; raise ConfigError for the first one out of range."""
+    for name in ("steps", "batch_size", "ckpt_every", "log_every", "n_samples"):
+        _int(name, getattr(cfg, name), 1, "an integer >= 1")
+    for name in ("warmup", "sample_every", "seed"):
+        _int(name, getattr(cfg, name), 0, "an integer >= 0")
+    _int("timesteps", cfg.timesteps, 2, "an integer >= 2 (the number of diffusion steps T)")
+    _float("lr", cfg.lr, lambda v: v > 0, "a finite number > 0")
+    _float("grad_clip", cfg.grad_clip, lambda v: v > 0, "a finite number > 0 (the largest gradient norm)")
+    _float("ema_decay", cfg.ema_decay, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+    _choice("schedule", cfg.schedule, SCHEDULES)
+    _choice("mean_type", cfg.mean_type, MEAN_TYPES)
+    _choice("var_type", cfg.var_type, VAR_TYPES)
+    _choice("loss_type", cfg.loss_type, LOSS_TYPES)
+    _choice("backend", cfg.backend, BACKENDS)
+    if cfg.hflip not in (None, True, False):
+        raise ConfigError(f"--hflip must be on, off or auto, got {cfg.hflip!r}")
+    for name in ("data", "out", "preset"):
+        if not isinstance(getattr(cfg, name), str) or not getattr(cfg, name):
+            raise ConfigError(f"--{name} must be a non-empty string, got {getattr(cfg, name)!r}")
+    if not isinstance(cfg.model, dict):
+        raise ConfigError(f"model must be a dict of U-Net settings, got {type(cfg.model).__name__}")
+
 
 PRESETS = {
     # Seconds, for tests: a tiny U-Net on the built-in digits.
@@ -63,5 +120,5 @@ PRESETS = {
 
 def preset_config(name, **overrides):
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+        raise ConfigError(f"--preset must be one of {', '.join(sorted(PRESETS))}, got {name!r}")
     return TrainConfig(**{"preset": name, **PRESETS[name], **overrides})
