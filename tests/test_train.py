@@ -86,8 +86,8 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     trainer = Trainer(cfg, log=lambda *_: None)
     real_step = trainer.train_step
 
-    def step_then_interrupt():
-        result = real_step()
+    def step_then_interrupt(after_update=None):
+        result = real_step(after_update)
         if trainer.step == 4:
             os.kill(os.getpid(), signal.SIGINT)  # arrives between steps, like a user's Ctrl-C
         return result

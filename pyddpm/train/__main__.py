@@ -8,7 +8,9 @@ from pyddpm.data import DataError
 from pyddpm.ops.backend import BackendUnavailable
 from pyddpm.train.checkpoint import CheckpointError
 from pyddpm.train.config import PRESETS, preset_config
+from pyddpm.train.interrupts import terminate_as_interrupt
 from pyddpm.train.loop import TrainingError, resumed_config, train
+from pyddpm.train.run_folder import RunFolderError
 
 # Flags that map one-to-one onto TrainConfig fields.
 FIELDS = dict(data=str, steps=int, batch_size=int, lr=float, warmup=int, seed=int, sample_every=int,
@@ -24,6 +26,9 @@ def parse_args(argv):
                    help="starting configuration (default: digits; tiny is a seconds-long smoke run)")
     p.add_argument("--out", help="run folder for checkpoints, log.jsonl and samples/ (default: runs/<preset>)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--force", action="store_true",
+                   help="start a new run in an --out folder holding files that look like another run's "
+                        "(they are kept; log.jsonl and samples/ are renamed aside)")
     p.add_argument("--hflip", choices=["auto", "on", "off"], default="auto",
                    help="random horizontal flips (auto: when the data allows them)")
     for name, typ in FIELDS.items():
@@ -45,11 +50,17 @@ def main(argv=None):
             cfg = resumed_config(out, **{k: v for k, v in given.items() if k in RESUMABLE}, out=out)
         else:
             cfg = preset_config(args.preset, **given, **({"out": args.out} if args.out else {}))
-        summary = train(cfg, resume=args.resume)
+        with terminate_as_interrupt():  # `kill PID` saves a checkpoint as Ctrl-C does
+            summary = train(cfg.validate(), resume=args.resume, force=args.force)
     except KeyboardInterrupt:
         return 130
-    except (DataError, CheckpointError, TrainingError, BackendUnavailable, FileExistsError, FileNotFoundError,
-            ValueError) as e:
+    except MemoryError:
+        print("error: out of memory; try a smaller --batch-size", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a folder that cannot be written: the newest checkpoint is intact
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (DataError, CheckpointError, TrainingError, BackendUnavailable, RunFolderError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2))

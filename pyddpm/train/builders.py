@@ -46,6 +46,11 @@ def load_trained(ckpt, weights="ema"):
     model = build_model(cfg, image_shape)
     prefix = weights + "/"
     state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    bad = [k for k, v in state.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{ckpt}: the {weights} weights hold inf or NaN ({prefix}{bad[0]}"
+                              f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}): the run that wrote "
+                              f"them had diverged")
     try:
         model.load_state_dict(state)
     except ValueError as e:

@@ -15,25 +15,32 @@ checkpoint.json, with keys sorted:
 
 Why this shape: the npz gets a new, content-derived name, so it never overwrites the file the current
 manifest points at, and the manifest's atomic rename is the single commit point. A crash at any moment
-leaves the previous pair or the new pair, both loadable; leftovers (an unreferenced npz, a temp file)
-are deleted by the next successful save. Only one process may save into a folder at a time.
+leaves the previous pair or the new pair, both loadable; leftovers of pyddpm's own (an unreferenced
+checkpoint-<16 hex>.npz, a temp file of pyddpm's naming) are deleted by the next successful save, except
+the npz names the caller asks to keep. No other file is ever deleted. Only one process may save into a
+folder at a time (a training run holds the folder's lock: pyddpm.train.run_folder).
 """
 
 import hashlib
 import json
 import os
+import re
+import secrets
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from pyddpm.fileio import atomic_open, atomic_write_json, fsync_directory
+from pyddpm.fileio import atomic_write_json, fsync_directory
 
 FORMAT_VERSION = 1
 JSON_NAME = "checkpoint.json"
-# The npz is written under this name, hashed, then renamed to its content-derived name. It matches the
-# "checkpoint-*.npz" sweep below, so a crash between the write and the rename leaves nothing for good.
-_STAGING_NAME = "checkpoint-staging.npz"
+NPZ_NAME = re.compile(r"checkpoint-[0-9a-f]{16}\.npz")
+# The npz is written under a temp name of this shape, hashed, then renamed to its content-derived name; a
+# crash in between leaves a temp file that the next save deletes. So do the manifest's temp files
+# (fileio.atomic_open's ".checkpoint.json.<16 hex>.tmp") and an older pyddpm's fixed staging name.
+_STAGING = re.compile(r"\.checkpoint-staging-[0-9a-f]+\.npz\.tmp|\.checkpoint\.json\.[0-9a-f]+\.tmp"
+                      r"|checkpoint-staging\.npz|\.checkpoint-staging\.npz\.[0-9a-f]+\.tmp")
 # Array kinds stored: bool, signed/unsigned int, float, complex. Object arrays would need pickle; strings,
 # structs and datetimes have no place among model weights and optimizer state.
 _NUMERIC_KINDS = "biufc"
@@ -51,12 +58,13 @@ def find_checkpoint(directory):
     return json_path if json_path.is_file() else None
 
 
-def save_checkpoint(directory, arrays, meta):
+def save_checkpoint(directory, arrays, meta, keep=()):
     """Write ``arrays`` and ``meta`` as the checkpoint in ``directory`` (created if missing).
 
     arrays: dict name -> numpy.ndarray of a numeric dtype (bool, int, uint, float, complex), any shape
             including 0-d. Names are non-empty strings such as "model/down.0.conv.weight" or "ema/...".
     meta:   dict of JSON values; no NaN/inf, no NumPy scalars (use .item()).
+    keep:   names of checkpoint-<16 hex>.npz files in ``directory`` that are not this run's and must stay.
     Raises TypeError/ValueError for bad input before anything is written. An exception part-way leaves
     the previous checkpoint in place and loadable, with no new files beside it.
     """
@@ -82,10 +90,11 @@ def save_checkpoint(directory, arrays, meta):
             (directory / npz_name).unlink(missing_ok=True)
         raise
 
-    # Committed: whatever else matches our names is an older npz or a hard crash's leftover.
-    stale = [*directory.glob("checkpoint-*.npz"), *directory.glob(".checkpoint*.tmp")]
-    for path in stale:
-        if path.name != npz_name:
+    # Committed: whatever else has our names is an older npz or a hard crash's leftover.
+    for path in directory.iterdir():
+        name = path.name
+        ours = (NPZ_NAME.fullmatch(name) and name not in keep) or _STAGING.fullmatch(name)
+        if ours and name != npz_name and path.is_file():
             path.unlink(missing_ok=True)
 
 
@@ -140,10 +149,12 @@ def _check_meta(meta):
 
 def _write_npz_named_by_digest(directory, arrays):
     """Write ``arrays`` to directory/checkpoint-<sha256[:16]>.npz; return (that file name, full digest)."""
-    staging = directory / _STAGING_NAME
+    staging = directory / f".checkpoint-staging-{secrets.token_hex(8)}.npz.tmp"
     try:
-        with atomic_open(staging) as f:
+        with open(staging, "xb") as f:  # x: a name no one else holds
             _write_npz(f, arrays)
+            f.flush()
+            os.fsync(f.fileno())
         with open(staging, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
         name = f"checkpoint-{digest[:16]}.npz"

@@ -1,17 +1,19 @@
 """The training loop (Alg. 1, Ho et al. 2020): sample x0, t, eps; step on the loss; keep an EMA; save.
 
 Everything random in a step (batch indices, flips, t, noise, dropout masks) comes from one numpy
-Generator whose state goes into every checkpoint, so `--resume` continues the exact same run. Sample
-grids draw from their own generator seeded by (seed, step) and do not disturb the training stream.
+Generator whose state goes into every checkpoint with the weights it belongs to: a Ctrl-C before a step's
+update puts the generator back to where the step began, and the update, the log line and the checkpoint
+that follow it run whole (pyddpm.train.interrupts). So `--resume` continues the exact same run, log.jsonl
+included (the losses of the steps since the last log line are checkpointed too). Sample grids draw from
+their own generator seeded by (seed, step) and do not disturb the training stream.
 
 On the cuda backend the model, the optimiser state and the EMA live on the GPU; a step uploads its batch
 (and the host-drawn noise) once and nothing comes back: the loss and gradient norm stay 0-d device arrays
 until the log line (every log_every steps) or a checkpoint reads them, and that is also where a
-non-finite loss is caught.
+non-finite loss or gradient norm is caught; a checkpoint also refuses non-finite weights, so the newest
+checkpoint is always the last finite state.
 """
 
-import contextlib
-import signal
 import time
 from pathlib import Path
 
@@ -25,8 +27,10 @@ from pyddpm.ops import to_host
 from pyddpm.ops.backend import array_library, set_backend
 from pyddpm.train.builders import build_diffusion, build_model, load_split, model_fn_arrays
 from pyddpm.train.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
-from pyddpm.train.config import TrainConfig
+from pyddpm.train.config import ConfigError, TrainConfig
+from pyddpm.train.interrupts import deferred_interrupt
 from pyddpm.train.logger import RunLog
+from pyddpm.train.run_folder import LOG_NAME, SAMPLES_NAME, RunLock, prepare_new_run
 from pyddpm.train.optim import EMA, Adam, adam_ema_step, clip_grad_norm, warmup_lr
 
 
@@ -34,22 +38,9 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss is no longer finite)."""
 
 
-@contextlib.contextmanager
-def deferred_interrupt():
-    """Hold Ctrl-C until the block ends, so an update is applied whole or not at all."""
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught:
-            raise KeyboardInterrupt
-
-
 class Trainer:
     def __init__(self, cfg, log=print):
-        self.cfg, self.log = cfg, log
+        self.cfg, self.log = cfg.validate(), log
         self.backend = set_backend(cfg.backend)
         self.out = Path(cfg.out)
         self.data = load_split(cfg, "train")
@@ -68,7 +59,12 @@ class Trainer:
         self.model.set_rng(self.rng)
         self.step = 0
         self.last_grid = None
-        self.pending = []  # (step, loss, grad_norm) as 0-d arrays, not yet read on the host
+        self.pending = []   # (step, loss, grad_norm) as 0-d arrays, not yet read on the host
+        self.unlogged = []  # (step, loss, grad_norm) as floats, read but not yet in a log line
+        self.saved_step = None  # the step of the newest checkpoint in out, None if there is none
+        self.keep = frozenset()  # npz files in out that are not this run's (pyddpm.train.run_folder)
+        self.wall_before = 0.0  # seconds trained before this process (a resumed run)
+        self.grid_due = False  # a sample grid was interrupted: draw it again on resume
 
     # --- one step of Alg. 1 --------------------------------------------------------------------------
     def batch(self):
@@ -82,41 +78,65 @@ class Trainer:
         noise = rng.standard_normal(x0.shape, dtype=np.float32)
         return self.xp.asarray(x0), t, self.xp.asarray(noise)  # t stays on the host: it indexes tables
 
-    def train_step(self):
-        """Forward, loss, backward (interruptible: nothing has changed yet), then the update (atomic).
+    def train_step(self, after_update=None):
+        """Forward, loss, backward (interruptible: a Ctrl-C puts the generator back to where the step began,
+        so nothing of the step remains), then the update and ``after_update()`` (the loop's log line and
+        checkpoint) with interrupts held, so they are applied whole.
 
         Returns the loss and the gradient norm before clipping as 0-d arrays where they were computed.
         """
-        x0, t, noise = self.batch()
-        self.model.train()
-        losses = self.diffusion.training_losses(self.model, x0, t, noise)
-        loss = losses["loss"].mean()
-        self.model.zero_grad()
-        loss.backward()
+        state = self.rng.bit_generator.state
+        try:
+            x0, t, noise = self.batch()
+            self.model.train()
+            losses = self.diffusion.training_losses(self.model, x0, t, noise)
+            loss = losses["loss"].mean()
+            self.model.zero_grad()
+            loss.backward()
+        except KeyboardInterrupt:
+            self.rng.bit_generator.state = state
+            raise
         with deferred_interrupt():
             grad_norm = clip_grad_norm(self.params, self.cfg.grad_clip)
             adam_ema_step(self.opt, self.ema, lr=warmup_lr(self.step + 1, self.cfg.lr, self.cfg.warmup))
             self.step += 1
-        self.pending.append((self.step, loss.data, grad_norm))
+            self.pending.append((self.step, loss.data, grad_norm))
+            if after_update is not None:
+                after_update()
         return loss.data, grad_norm
 
     def read_pending(self):
-        """Bring the losses and norms of the steps since the last call to the host, one transfer; raise
-        TrainingError if any loss is not finite. Returns their (mean loss, last grad norm)."""
+        """Bring the losses and norms of the steps not yet read to the host, one transfer, into
+        self.unlogged; raise TrainingError, naming the step, if a loss or a gradient norm is not finite."""
+        if not self.pending:
+            return
         steps = [s for s, _, _ in self.pending]
         values = to_host(self.xp.stack([self.xp.stack([loss, norm]).astype(self.xp.float64)
                                         for _, loss, norm in self.pending]))
         self.pending = []
-        bad = ~np.isfinite(values[:, 0])
-        if bad.any():
-            raise TrainingError(f"the loss is {values[bad, 0][0]} at step {steps[int(np.argmax(bad))]}; stopping "
-                                f"without saving (the last checkpoint is intact). Try a lower --lr.")
-        return float(values[:, 0].mean()), float(values[-1, 1])
+        for step, (loss, norm) in zip(steps, values):
+            if not (np.isfinite(loss) and np.isfinite(norm)):
+                raise TrainingError(f"step {step}: the loss is {loss} and the gradient norm {norm}; stopping "
+                                    f"without saving ({self.newest()}). Try a lower --lr.")
+            self.unlogged.append((step, float(loss), float(norm)))
+
+    def log_record(self):
+        """The log line of the steps since the last one: their mean loss and the last gradient norm."""
+        self.read_pending()
+        losses = [loss for _, loss, _ in self.unlogged]
+        record = dict(step=self.step, loss=float(np.mean(losses)), grad_norm=self.unlogged[-1][2],
+                      lr=warmup_lr(self.step, self.cfg.lr, self.cfg.warmup))
+        self.unlogged = []
+        return record
+
+    def newest(self):
+        if self.saved_step is None:
+            return "no checkpoint was written"
+        return f"the newest checkpoint in {self.out}, step {self.saved_step}, is the last finite state"
 
     # --- checkpoints ------------------------------------------------------------------------------------
-    def save(self):
-        if self.pending:
-            self.read_pending()  # never checkpoint a state that a non-finite loss produced
+    def save(self, elapsed=0.0):
+        self.read_pending()  # never checkpoint a state that a non-finite loss produced
         arrays = {}
         for prefix, module in (("model", self.model), ("ema", self.ema_model)):
             arrays.update({f"{prefix}/{k}": v for k, v in module.state_dict().items()})
@@ -124,11 +144,17 @@ class Trainer:
         arrays.update({f"adam_m/{n}": m for n, m in zip(names, self.opt.m)})
         arrays.update({f"adam_v/{n}": v for n, v in zip(names, self.opt.v)})
         arrays = {k: to_host(v) for k, v in arrays.items()}
+        bad = [k for k, a in arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
+        if bad:
+            raise TrainingError(f"step {self.step}: {bad[0]}{f' and {len(bad) - 1} more' if len(bad) > 1 else ''} "
+                                f"hold inf or NaN; stopping without saving ({self.newest()}). Try a lower --lr.")
         meta = dict(config=self.cfg.to_dict(), step=self.step, image_shape=list(self.image_shape),
                     adam_t=self.opt.t, ema_updates=self.ema.num_updates,
-                    rng_state=self.rng.bit_generator.state)
+                    rng_state=self.rng.bit_generator.state, unlogged=[list(u) for u in self.unlogged],
+                    wall_time=self.wall_before + elapsed, grid_due=self.grid_due)
         with deferred_interrupt():
-            save_checkpoint(self.out, arrays, meta)
+            save_checkpoint(self.out, arrays, meta, keep=self.keep)
+        self.saved_step = self.step
 
     def restore(self, ckpt):
         arrays, meta = load_checkpoint(ckpt)
@@ -141,50 +167,64 @@ class Trainer:
             self.opt.v = [self.xp.array(v[n]) for n in names]
             self.opt.t, self.ema.num_updates, self.step = meta["adam_t"], meta["ema_updates"], meta["step"]
             self.rng.bit_generator.state = meta["rng_state"]
+            self.unlogged = [(int(s), float(loss), float(norm)) for s, loss, norm in meta.get("unlogged", [])]
+            self.wall_before, self.grid_due = float(meta.get("wall_time", 0.0)), bool(meta.get("grid_due", False))
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(f"{ckpt}: does not fit this run's model or optimiser ({e})") from e
+        self.saved_step = self.step
 
     # --- samples --------------------------------------------------------------------------------------------
     def sample_grid(self):
         rng = np.random.default_rng([self.cfg.seed, self.step])
         shape = (self.cfg.n_samples, *self.image_shape)
         with no_grad():
-            x = self.diffusion.p_sample_loop(model_fn_arrays(self.ema_model), shape, rng, progress=True,
-                                            xp=self.xp)
-        path = self.out / "samples" / f"step{self.step:07d}.png"
-        save_image_grid(path, to_host(x))
+            x = to_host(self.diffusion.p_sample_loop(model_fn_arrays(self.ema_model), shape, rng, progress=True,
+                                                     xp=self.xp))
+        if not np.isfinite(x).all():
+            raise TrainingError(f"step {self.step}: the EMA weights sample inf or NaN; stopping ({self.newest()})")
+        path = self.out / SAMPLES_NAME / f"step{self.step:07d}.png"
+        save_image_grid(path, x)
         self.last_grid = path
         return path
+
+    def draw_grid(self):
+        self.log(f"sampling {self.cfg.n_samples} images with the EMA weights ({self.diffusion.num_timesteps} steps)")
+        self.grid_due = True
+        self.log(f"wrote {self.sample_grid()}")
+        self.grid_due = False
 
     # --- the loop -----------------------------------------------------------------------------------------
     def run(self):
         cfg, out = self.cfg, self.out
-        runlog = RunLog(out / "log.jsonl", keep_through_step=self.step)
+        runlog = RunLog(out / LOG_NAME, keep_through_step=self.step)
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
-        tick, t_start, tick_step = time.perf_counter(), time.perf_counter(), self.step
+        t_start = time.perf_counter()
+        tick = [t_start, self.step]  # time and step of the last log line
+
+        def after_update():  # runs with interrupts held: a step's log line and checkpoint are never half done
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                now = time.perf_counter()
+                record = dict(self.log_record(), wall_time=self.wall_before + now - t_start,
+                              images_per_sec=(self.step - tick[1]) * cfg.batch_size / (now - tick[0]))
+                runlog.write(record)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_sec']:.0f}")
+                tick[:] = [now, self.step]
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                self.save(time.perf_counter() - t_start)
+
         try:
+            if self.grid_due:  # the resumed run was stopped while drawing this step's grid
+                self.draw_grid()
             while self.step < cfg.steps:
-                self.train_step()
-                bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    loss, grad_norm = self.read_pending()
-                    now = time.perf_counter()
-                    record = dict(step=self.step, loss=loss, grad_norm=grad_norm,
-                                  lr=warmup_lr(self.step, cfg.lr, cfg.warmup),
-                                  images_per_sec=(self.step - tick_step) * cfg.batch_size / (now - tick),
-                                  wall_time=now - t_start)
-                    runlog.write(record)
-                    bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_sec']:.0f}")
-                    tick, tick_step = now, self.step
-                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
-                    self.save()
+                self.train_step(after_update)
                 if (cfg.sample_every and self.step % cfg.sample_every == 0) or self.step == cfg.steps:
                     bar.clear()
-                    self.log(f"sampling {cfg.n_samples} images with the EMA weights ({self.diffusion.num_timesteps} steps)")
-                    self.log(f"wrote {self.sample_grid()}")
+                    self.draw_grid()
         except KeyboardInterrupt:
             bar.close()
-            self.save()
+            if self.saved_step != self.step or self.grid_due:
+                self.save(time.perf_counter() - t_start)
             self.log(f"interrupted at step {self.step}; checkpoint saved in {out}. "
                      f"Continue with: python -m pyddpm.train --out {out} --resume")
             raise
@@ -198,22 +238,38 @@ def _strip(arrays, prefix):
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def train(cfg, resume=False, log=print):
-    """Train per ``cfg``; with resume=True continue from the checkpoint in cfg.out."""
-    existing = find_checkpoint(cfg.out)
-    if existing and not resume:
-        raise FileExistsError(f"{cfg.out} already holds a checkpoint: pass --resume to continue that run, "
-                              f"or --out DIR for a new one")
-    if resume and not existing:
-        raise FileNotFoundError(f"--resume: no checkpoint in {cfg.out}")
-    trainer = Trainer(cfg, log=log)
-    if resume:
-        trainer.restore(existing)
-        log(f"resumed from {existing} at step {trainer.step}")
-    log(f"data {trainer.data.name}: {len(trainer.data.images)} images of {trainer.image_shape}, "
-        f"hflip={trainer.hflip}; U-Net {trainer.model.num_parameters():,} parameters; T={cfg.timesteps}; "
-        f"backend {trainer.backend}")
-    return trainer.run()
+def train(cfg, resume=False, force=False, log=print):
+    """Train per ``cfg``; with resume=True continue from the checkpoint in cfg.out.
+
+    The run holds cfg.out's lock throughout (pyddpm.train.run_folder). A new run refuses a folder with
+    another run's checkpoint, and one with other run-like files unless ``force`` (then they are kept, and
+    log.jsonl and samples/ are moved aside).
+    """
+    cfg.validate()
+    with RunLock(cfg.out):
+        existing = find_checkpoint(cfg.out)
+        if existing and not resume:
+            raise FileExistsError(f"{cfg.out} already holds a checkpoint: pass --resume to continue that run, "
+                                  f"or --out DIR for a new one")
+        if resume and not existing:
+            raise FileNotFoundError(f"--resume: no checkpoint in {cfg.out}")
+        trainer = Trainer(cfg, log=log)
+        if resume:
+            trainer.restore(existing)
+            if cfg.steps < trainer.step:
+                raise ConfigError(f"--steps {cfg.steps} is below the step the saved run has reached "
+                                  f"({trainer.step}); pass a larger --steps to train on")
+            if cfg.steps == trainer.step and not trainer.grid_due:
+                log(f"the run in {cfg.out} is already at step {trainer.step} of --steps {cfg.steps}: nothing "
+                    f"to do (pass a larger --steps to train on)")
+            else:
+                log(f"resumed from {existing} at step {trainer.step}")
+        else:
+            trainer.keep = prepare_new_run(cfg.out, force, log)
+        log(f"data {trainer.data.name}: {len(trainer.data.images)} images of {trainer.image_shape}, "
+            f"hflip={trainer.hflip}; U-Net {trainer.model.num_parameters():,} parameters; T={cfg.timesteps}; "
+            f"backend {trainer.backend}")
+        return trainer.run()
 
 
 def resumed_config(run_dir, **overrides):
