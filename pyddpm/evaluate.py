@@ -1,7 +1,8 @@
 """python -m pyddpm.evaluate: the negative log-likelihood bound in bits/dim on a data split (Eq. 5, Table 1).
 
 total = L_T (prior) + sum over t > 1 of L_{t-1} (the KL terms) + L_0 (the discretized decoder, Eq. 13),
-each in bits per dimension, averaged over the images; computed with the EMA weights.
+each in bits per dimension, averaged over the images; computed with the EMA weights. The noise of image
+i comes from its own generator (seed, i), so the result does not depend on --batch-size.
 """
 
 import argparse
@@ -13,26 +14,29 @@ import numpy as np
 
 from pyddpm.autograd import no_grad
 from pyddpm.data import DataError, load_data, to_model_range
-from pyddpm.fileio import atomic_write_json
+from pyddpm.diffusion.noise import PerSampleNoise
+from pyddpm.fileio import atomic_write_json, check_output_file
 from pyddpm.ops import to_host
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
+from pyddpm.sample import check_counts
 from pyddpm.train.builders import load_trained, model_fn_arrays
 from pyddpm.train.checkpoint import CheckpointError
 
 
 def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weights="ema", progress=True):
     """Bits/dim of the run in ``ckpt`` on the first ``n`` images of ``split``; returns a dict of floats."""
+    check_counts(n=n, seed=seed, batch_size=batch_size)
     cfg, model, diffusion, meta = load_trained(ckpt, weights)
     images = load_data(data or cfg.data, split).images
     if tuple(images.shape[1:]) != tuple(meta["image_shape"]):
         raise DataError(f"{data or cfg.data}: images are {images.shape[1:]}, the model was trained on "
                         f"{tuple(meta['image_shape'])}")
     images = images[:n] if n else images
-    rng = np.random.default_rng(seed)
     parts = {"total_bpd": [], "prior_bpd": [], "decoder_bpd": [], "kl_bpd": []}
     with no_grad():
         for start in range(0, len(images), batch_size):
             x0 = array_library().asarray(to_model_range(images[start:start + batch_size]))
+            rng = PerSampleNoise(seed, start, len(x0))
             r = diffusion.calc_bpd_loop(model_fn_arrays(model), x0, rng, progress=progress)
             r = {k: to_host(v) for k, v in r.items()}  # one transfer per batch of images
             parts["total_bpd"].append(r["total_bpd"])
@@ -58,19 +62,23 @@ def main(argv=None):
     p.add_argument("--weights", choices=["ema", "model"], default="ema")
     p.add_argument("--out", help="JSON file for the result (default: <ckpt>/eval_<split>.json)")
     args = p.parse_args(argv)
-    if (args.n is not None and args.n < 1) or args.batch_size < 1:
-        print("error: --n and --batch-size must be positive", file=sys.stderr)
-        return 2
+    ckpt_dir = Path(args.ckpt).parent if Path(args.ckpt).suffix == ".json" else Path(args.ckpt)
+    out = Path(args.out) if args.out else ckpt_dir / f"eval_{args.split}.json"
     try:
+        check_counts(n=args.n, seed=args.seed, batch_size=args.batch_size)
+        check_output_file(out, "--out")
         set_backend(args.backend)
         result = evaluate(args.ckpt, args.split, args.n, args.batch_size, args.seed, args.data, args.weights)
+        if not np.isfinite(result["total_bpd"]):
+            raise ValueError(f"{args.ckpt}: the bound came out as {result['total_bpd']} bits/dim")
     except (BackendUnavailable, CheckpointError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("error: out of memory; try a smaller --batch-size", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
-    ckpt_dir = Path(args.ckpt).parent if Path(args.ckpt).suffix == ".json" else Path(args.ckpt)
-    out = Path(args.out) if args.out else ckpt_dir / f"eval_{args.split}.json"
     atomic_write_json(out, result)
     print(f"bits/dim on {result['n']} {args.split} images: {result['total_bpd']:.4f} "
           f"(prior {result['prior_bpd']:.5f}, decoder {result['decoder_bpd']:.4f}, sum of KL {result['kl_bpd']:.4f})")

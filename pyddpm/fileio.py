@@ -73,3 +73,18 @@ def atomic_write_json(path, obj):
     """
     text = json.dumps(obj, sort_keys=True, indent=2, allow_nan=False) + "\n"
     atomic_write_text(path, text)
+
+
+def check_output_file(path, flag):
+    """Raise ValueError, naming ``flag``, unless a file can be written at ``path``: checked before a long
+    computation, so the work is not thrown away at the end. Missing parent folders are fine (they are made)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path}: is a folder; give a file name (e.g. {path / 'out'}{path.suffix})")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: the folder {parent} is not writable")

@@ -1,6 +1,7 @@
 """python -m pyddpm.sample: draw images from a trained run with ancestral sampling (Alg. 2, Ho et al. 2020).
 
 Uses the EMA weights, as the paper's samples do. Writes a PNG grid and, with --npz, the raw samples.
+Image i of a seed is the same at any --batch-size: its noise comes from its own generator (seed, i).
 """
 
 import argparse
@@ -10,7 +11,8 @@ import numpy as np
 
 from pyddpm.autograd import no_grad
 from pyddpm.data import to_uint8
-from pyddpm.fileio import atomic_open
+from pyddpm.diffusion.noise import PerSampleNoise
+from pyddpm.fileio import atomic_open, check_output_file
 from pyddpm.ops import to_host
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.image_grid import save_image_grid
@@ -18,18 +20,30 @@ from pyddpm.train.builders import load_trained, model_fn_arrays
 from pyddpm.train.checkpoint import CheckpointError
 
 
+def check_counts(**flags):
+    """ValueError naming the flag for a count below its minimum: n, batch_size >= 1; seed >= 0."""
+    for name, value in flags.items():
+        low = 0 if name == "seed" else 1
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
+
+
 def sample(ckpt, n, seed=0, batch_size=64, weights="ema", progress=True):
-    """Returns uint8 samples (n, C, H, W) from the run in ``ckpt``."""
-    if n < 1 or batch_size < 1:
-        raise ValueError(f"--n and --batch-size must be positive, got {n} and {batch_size}")
+    """Returns uint8 samples (n, C, H, W) from the run in ``ckpt``; image i depends on (seed, i) only."""
+    check_counts(n=n, seed=seed, batch_size=batch_size)
     cfg, model, diffusion, meta = load_trained(ckpt, weights)
-    rng = np.random.default_rng(seed)
+    # Allocated first, as the batch itself would be: a batch too large for memory fails here, at once.
+    np.empty((min(n, batch_size), *meta["image_shape"]), np.float32)
     chunks = []
     with no_grad():
         for start in range(0, n, batch_size):
-            shape = (min(batch_size, n - start), *meta["image_shape"])
-            x = diffusion.p_sample_loop(model_fn_arrays(model), shape, rng, progress=progress, xp=array_library())
-            chunks.append(to_uint8(to_host(x)))
+            count = min(batch_size, n - start)
+            x = diffusion.p_sample_loop(model_fn_arrays(model), (count, *meta["image_shape"]),
+                                        PerSampleNoise(seed, start, count), progress=progress, xp=array_library())
+            x = to_host(x)
+            if not np.isfinite(x).all():
+                raise ValueError(f"{ckpt}: sampling gave inf or NaN values (images {start}..{start + count - 1})")
+            chunks.append(to_uint8(x))
     return np.concatenate(chunks)
 
 
@@ -47,10 +61,17 @@ def main(argv=None):
                    help="EMA weights (default, as the paper) or the raw trained weights")
     args = p.parse_args(argv)
     try:
+        check_counts(n=args.n, seed=args.seed, batch_size=args.batch_size)
+        check_output_file(args.out, "--out")
+        if args.npz:
+            check_output_file(args.npz, "--npz")
         set_backend(args.backend)
         images = sample(args.ckpt, args.n, args.seed, args.batch_size, args.weights)
     except (BackendUnavailable, CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory; try a smaller --batch-size", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

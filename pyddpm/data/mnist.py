@@ -9,6 +9,7 @@ The split picks the file: ``[prefix]train-images-idx3-ubyte[.gz]`` or ``[prefix]
 """
 
 import gzip
+import math
 import re
 import zlib
 from pathlib import Path
@@ -83,7 +84,7 @@ def read_idx(path):
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(dims))
+    expected = header + math.prod(dims)  # Python ints: sizes near 2^32 must not wrap around
     if len(raw) != expected:
         what = "truncated" if len(raw) < expected else "has trailing bytes"
         raise DataError(f"{path}: {what}: the header gives shape {dims}, so {expected} bytes in all, "

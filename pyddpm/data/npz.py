@@ -23,6 +23,8 @@ def load_npz(path, split="train"):
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):  # np.load would try it as a .npy, then as a pickle, and say so
+        raise DataError(f"{path}: not an .npz archive (no zip structure); expected a file written by numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.keys())
