@@ -157,6 +157,27 @@ def test_resume_after_an_interrupt_is_bit_exact(tmp_path, monkeypatch, interrupt
     assert log[0] == log[1]
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
+def test_a_sample_grid_cut_short_is_drawn_on_resume(tmp_path, monkeypatch):
+    kw = dict(steps=4, log_every=2, ckpt_every=4, sample_every=3, n_samples=2)
+    train(tiny(tmp_path / "straight", **kw), **QUIET)
+    trainer = Trainer(tiny(tmp_path / "stopped", **kw), **QUIET)
+    real = trainer.diffusion.p_sample_loop
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(trainer.diffusion, "p_sample_loop", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "stopped")[1]["grid_due"] is True
+    train(tiny(tmp_path / "stopped", **kw), resume=True, **QUIET)
+    for name in ("step0000003.png", "step0000004.png"):
+        grids = [(tmp_path / run / "samples" / name).read_bytes() for run in ("straight", "stopped")]
+        assert grids[0] == grids[1], name
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX")
 def test_kill_saves_a_checkpoint_like_ctrl_c(tmp_path):
     out = tmp_path / "run"
