@@ -167,6 +167,80 @@ def test_row_kernels_alone(backend, shape):
     assert_close(sb, p_ref, np.float32, "softmax_rows in place")
 
 
+def assert_same_non_finite(got, want, dtype, name):
+    """NaN and +-inf exactly where the reference has them, the finite values within TOL."""
+    got = to_numpy(got)
+    for what, where in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf)):
+        np.testing.assert_array_equal(where(got), where(want), err_msg=f"{name}: where {what} is")
+    finite = np.isfinite(want)
+    if finite.any():
+        assert_close(got[finite], want[finite], dtype, name)
+
+
+def non_finite_scores(rng, shape):
+    """Scores (float64) with, in the first six rows of every matrix: a NaN; a +inf; all -inf; two -inf in a
+    finite row; a -inf and a NaN; a +inf and a -inf. The other rows finite."""
+    s = randn(rng, shape, np.float64, scale=2.0)
+    s[..., 0, 1] = np.nan
+    s[..., 1, -1] = np.inf
+    s[..., 2, :] = -np.inf
+    s[..., 3, [0, -1]] = -np.inf
+    s[..., 4, [0, 2]] = -np.inf, np.nan
+    s[..., 5, [0, 1]] = np.inf, -np.inf
+    return s
+
+
+# The reference's softmax of a row (scale * s, less the row's maximum, exp, normalised): a NaN or a +inf in
+# the row makes it all NaN (+inf - +inf), and so does a row all -inf (-inf - -inf); a -inf in an otherwise
+# finite row is exactly 0 there. A negative scale swaps the roles of +inf and -inf.
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("shape", [(6, 3), (1, 9, 5), (2, 3, 8, 33), (1, 7, 257)])
+@pytest.mark.parametrize("scale", [0.7, -0.5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_kernels_non_finite_rows_as_the_reference(backend, shape, scale, dtype):
+    if dtype not in dtypes_for(backend):
+        pytest.skip("the CUDA kernels are float32 only")
+    rng = np.random.default_rng([*shape, scale > 0])
+    s = non_finite_scores(rng, shape)
+    dp = randn(rng, shape, np.float64)
+    dp[..., -1, 1], dp[..., -2, 0] = np.inf, np.nan
+    with np.errstate(invalid="ignore"):
+        p_ref = softmax_rows_reference(s, scale)
+        ds_ref = softmax_backward_rows_reference(p_ref, dp, scale)
+    nan_rows, zero_row = ([0, 1, 2, 4, 5], 3) if scale > 0 else ([0, 2, 3, 4, 5], 1)
+    assert np.isnan(p_ref[..., nan_rows, :]).all()
+    assert (p_ref[..., zero_row, :] == 0).any() and np.isfinite(p_ref[..., zero_row, :]).all()
+    sb, dpb = to_backend(backend, s.astype(dtype), dp.astype(dtype))
+    p = softmax_rows(sb, scale, backend=backend)
+    assert_same_non_finite(p, p_ref, dtype, f"P on {backend}")
+    assert (to_numpy(p)[p_ref == 0] == 0).all(), "P is not exactly 0 where the score is -inf"
+    ds = softmax_backward_rows(p, dpb, scale, backend=backend)  # from the backend's own P
+    assert_same_non_finite(ds, ds_ref, dtype, f"dS on {backend}")
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("shape", [(1, 3, 9, 5), (2, 3, 16, 7)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_inputs_as_the_reference(backend, shape, dtype):
+    """NaN and inf in q, k, v reach out, P, dq, dk and dv where they reach the reference's, and no further."""
+    if dtype not in dtypes_for(backend):
+        pytest.skip("the CUDA kernels are float32 only")
+    rng = np.random.default_rng(list(shape))
+    q, k, v, dout = (randn(rng, shape, np.float64) for _ in range(4))
+    q[0, 0, 2, 1] = np.nan  # (0, 0): row 2 of S, P and out NaN
+    k[0, 1, 4, 0] = np.inf  # (0, 1): column 4 of S +inf (those rows NaN) or -inf (P exactly 0) by q's sign
+    q[0, 1, :2, 0] = 1.0, -1.0
+    v[-1, 2, 3, 1] = np.nan  # (-1, 2): column 1 of out NaN
+    with np.errstate(invalid="ignore"):
+        ref, got = run_both(backend, dtype, q, k, v, dout)
+    p_ref = ref[1]
+    assert np.isnan(p_ref[0, 0, 2]).all() and np.isfinite(np.delete(p_ref[0, 0], 2, axis=0)).all()
+    assert np.isnan(p_ref[0, 1, 0]).all() and p_ref[0, 1, 1, 4] == 0 and np.isfinite(p_ref[0, 1, 1]).all()
+    assert np.isnan(ref[0][-1, 2, :, 1]).all() and np.isfinite(np.delete(ref[0][-1, 2], 1, axis=1)).all()
+    for name, want, g in zip(["out", "P", "dq", "dk", "dv"], ref, got):
+        assert_same_non_finite(g, want, dtype, f"{name} on {backend}, shape {shape}")
+
+
 def test_autograd_through_the_cpu_backend():
     """pyddpm.autograd.attention runs unchanged on the cpu backend: finite differences in float64."""
     if not backends.available("cpu"):

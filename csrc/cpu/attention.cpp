@@ -22,10 +22,10 @@
 #include "cpu/attention.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <limits>
 #include <vector>
 
+#include "cpu/parallel.h"
 #include "kernels/attention.cuh"
 
 namespace pyddpm {
@@ -45,7 +45,9 @@ inline void softmax_row(const T* x, T* y, long n, T scale) {
         y[j] = e;
         sum += e;
     }
-    const T inv = T(1.0 / sum);  // sum >= 1: the maximum contributes exp(0)
+    // sum >= 1 (the maximum contributes exp(0)), or NaN: a NaN in the row, or an infinite maximum (inf - inf
+    // in the exponent), gives a NaN term, and then a row all NaN, as in the reference.
+    const T inv = T(1.0 / sum);
 #pragma omp simd
     for (long j = 0; j < n; ++j) y[j] *= inv;
 }
@@ -77,23 +79,23 @@ void softmax_backward_rows_cpu(const T* p, const T* dp, T* ds, long rows, long n
 
 namespace {
 
-// Per-thread scratch, kept between calls (OpenMP keeps its threads) so no call pays for fresh pages;
-// 64-byte aligned so each packed row of B starts a cache line. Slot tells two buffers of one T apart.
+// Every thread's scratch (csrc/cpu/parallel.h), held by the calling thread and kept between its calls so
+// no call pays for fresh pages; each slice 64-byte aligned, so each packed row of B starts a cache line.
+// Slot tells two buffers of one T apart. Nothing in it is read before it is written.
 template <typename T, int Slot>
-T* scratch(long count) {
-    thread_local std::vector<T> buf;
-    const long pad = 64 / sizeof(T);
-    if (static_cast<long>(buf.size()) < count + pad) buf.resize(count + pad);
-    const auto misalign = reinterpret_cast<std::uintptr_t>(buf.data()) % 64;
-    return buf.data() + (misalign ? (64 - misalign) / sizeof(T) : 0);
+const PerThread<T>& scratch(long count) {
+    thread_local PerThread<T> buf;
+    buf.reserve(count);
+    return buf;
 }
 
 long pack_size(long N, long d) { return std::max(gemm::packed_size(d, N), gemm::packed_size(N, d)); }
 
 // One (batch, head): S = q k^T into p, softmaxed row by row while the matrix is in L2, then out = P v.
+// `packed`: pack_size(N, d) elements.
 template <typename T>
-void attention_one(gemm::Matrix<T> q, gemm::Matrix<T> k, gemm::Matrix<T> v, long N, long d, T scale, T* out, T* p) {
-    T* packed = scratch<T, 0>(pack_size(N, d));
+void attention_one(gemm::Matrix<T> q, gemm::Matrix<T> k, gemm::Matrix<T> v, long N, long d, T scale, T* out, T* p,
+                   T* packed) {
     gemm::pack_b(d, N, k.t(), packed);
     gemm::matmul(N, N, d, q, packed, p, N);
     for (long r = 0; r < N; ++r) softmax_row(p + r * N, p + r * N, N, scale);
@@ -101,12 +103,10 @@ void attention_one(gemm::Matrix<T> q, gemm::Matrix<T> k, gemm::Matrix<T> v, long
     gemm::matmul(N, d, N, gemm::Matrix<T>{p, N, 1}, packed, out, d);
 }
 
-// One (batch, head) of the backward; dP and then dS live in a per-thread N x N buffer.
+// One (batch, head) of the backward; dP and then dS live in `ds`, N x N (`packed` as above).
 template <typename T>
 void attention_backward_one(gemm::Matrix<T> dout, gemm::Matrix<T> q, gemm::Matrix<T> k, gemm::Matrix<T> v,
-                            const T* p, long N, long d, T scale, T* dq, T* dk, T* dv) {
-    T* packed = scratch<T, 0>(pack_size(N, d));
-    T* ds = scratch<T, 1>(N * N);
+                            const T* p, long N, long d, T scale, T* dq, T* dk, T* dv, T* packed, T* ds) {
     const gemm::Matrix<T> P{p, N, 1}, dS{ds, N, 1};
     gemm::pack_b(N, d, dout, packed);
     gemm::matmul(N, d, N, P.t(), packed, dv, d);  // dv = P^T dout
@@ -123,21 +123,25 @@ void attention_backward_one(gemm::Matrix<T> dout, gemm::Matrix<T> q, gemm::Matri
 
 template <typename T>
 void attention_cpu(View4<T> q, View4<T> k, View4<T> v, long B, long H, long N, long d, T scale, T* out, T* p) {
-#pragma omp parallel for schedule(static)
+    const PerThread<T>& packed = scratch<T, 0>(pack_size(N, d));
+#pragma omp parallel for schedule(static) num_threads(packed.threads())
     for (long bh = 0; bh < B * H; ++bh) {
         const long b = bh / H, h = bh % H;
-        attention_one(q.matrix(b, h), k.matrix(b, h), v.matrix(b, h), N, d, scale, out + bh * N * d, p + bh * N * N);
+        attention_one(q.matrix(b, h), k.matrix(b, h), v.matrix(b, h), N, d, scale, out + bh * N * d, p + bh * N * N,
+                      packed.mine());
     }
 }
 
 template <typename T>
 void attention_backward_cpu(View4<T> dout, View4<T> q, View4<T> k, View4<T> v, const T* p, long B, long H, long N,
                             long d, T scale, T* dq, T* dk, T* dv) {
-#pragma omp parallel for schedule(static)
+    const PerThread<T>& packed = scratch<T, 0>(pack_size(N, d));
+    const PerThread<T>& ds = scratch<T, 1>(N * N);
+#pragma omp parallel for schedule(static) num_threads(packed.threads())
     for (long bh = 0; bh < B * H; ++bh) {
         const long b = bh / H, h = bh % H, nd = bh * N * d;
         attention_backward_one(dout.matrix(b, h), q.matrix(b, h), k.matrix(b, h), v.matrix(b, h), p + bh * N * N, N,
-                               d, scale, dq + nd, dk + nd, dv + nd);
+                               d, scale, dq + nd, dk + nd, dv + nd, packed.mine(), ds.mine());
     }
 }
 

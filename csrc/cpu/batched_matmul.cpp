@@ -11,9 +11,9 @@
 // Shapes: a (n, m, k), b (n, k, p) read through any strides (a transposed view costs nothing for a, a
 // gather while packing for b); c (n, m, p) contiguous. float32 on the SIMD tile; double on the plain loop.
 #include <algorithm>
-#include <vector>
 
 #include "cpu/micro_gemm.h"
+#include "cpu/parallel.h"
 
 namespace pyddpm {
 namespace {
@@ -29,16 +29,17 @@ struct Stack {
 template <typename T>
 void batched_matmul_cpu(long n, long m, long p, long k, Stack<T> a, Stack<T> b, T* c) {
     const long panels = (p + gemm::kPanel - 1) / gemm::kPanel;
-#pragma omp parallel
+    const PerThread<T> scratch(gemm::packed_size(k, gemm::kPanel));
+#pragma omp parallel num_threads(scratch.threads())
     {
-        std::vector<T> packed(gemm::packed_size(k, gemm::kPanel));
+        T* packed = scratch.mine();  // pack_b writes all of it that matmul reads
 #pragma omp for collapse(2) schedule(static)
         for (long i = 0; i < n; ++i) {
             for (long panel = 0; panel < panels; ++panel) {
                 const long j0 = panel * gemm::kPanel, w = std::min(gemm::kPanel, p - j0);
                 const gemm::Matrix<T> bi = b[i];
-                gemm::pack_b(k, w, gemm::Matrix<T>{bi.data + j0 * bi.cs, bi.rs, bi.cs}, packed.data());
-                gemm::matmul(m, w, k, a[i], packed.data(), c + i * m * p + j0, p);
+                gemm::pack_b(k, w, gemm::Matrix<T>{bi.data + j0 * bi.cs, bi.rs, bi.cs}, packed);
+                gemm::matmul(m, w, k, a[i], packed, c + i * m * p + j0, p);
             }
         }
     }

@@ -69,7 +69,10 @@ void forward_group(const T* xg, const T* gamma, const T* beta, T* yg, T* mean, T
         acc[0][l] += d;
         acc[1][l] += d * d;
     }, s);
-    const double r = 1.0 / std::sqrt(std::max(0.0, s[1] - s[0] * s[0] / n) / n + eps);
+    // Rounding can take the corrected sum of squares below 0. A NaN (a NaN or an infinity in the group)
+    // passes the comparison and makes rstd NaN, as in the reference; std::max(0.0, NaN) would give 0.
+    const double ss = s[1] - s[0] * s[0] / n;
+    const double r = 1.0 / std::sqrt((ss < 0.0 ? 0.0 : ss) / n + eps);
     *mean = m;
     *rstd = T(r);
     for (long c = 0; c < Cg; ++c) {

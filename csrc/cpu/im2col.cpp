@@ -14,7 +14,8 @@
 #include "cpu/im2col.h"
 
 #include <algorithm>
-#include <vector>
+
+#include "cpu/parallel.h"
 
 namespace pyddpm {
 namespace {
@@ -43,17 +44,18 @@ template <typename T>
 void im2col_cpu(const T* x, T* cols, long B, long C, long H, long W, long k, long stride, long padding) {
     const long Ho = (H + 2 * padding - k) / stride + 1, Wo = (W + 2 * padding - k) / stride + 1;
     const long Wp = W + 2 * padding, n_pad = (H + 2 * padding) * Wp;
-#pragma omp parallel
+    const PerThread<T> tiles(n_pad);
+#pragma omp parallel num_threads(tiles.threads())
     {
-        std::vector<T> pad(n_pad);
+        T* pad = tiles.mine();  // pad_plane writes all of it
 #pragma omp for schedule(static)
         for (long bc = 0; bc < B * C; ++bc) {
-            pad_plane(x + bc * H * W, pad.data(), H, W, padding, H + 2 * padding);
+            pad_plane(x + bc * H * W, pad, H, W, padding, H + 2 * padding);
             T* d = cols + bc * k * k * Ho * Wo;
             for (long ky = 0; ky < k; ++ky) {
                 for (long kx = 0; kx < k; ++kx) {
                     for (long oy = 0; oy < Ho; ++oy, d += Wo) {
-                        const T* s = pad.data() + (oy * stride + ky) * Wp + kx;
+                        const T* s = pad + (oy * stride + ky) * Wp + kx;
                         if (stride == 1) {
                             for (long ox = 0; ox < Wo; ++ox) d[ox] = s[ox];
                         } else {
@@ -70,17 +72,18 @@ template <typename T>
 void col2im_cpu(const T* cols, T* x, long B, long C, long H, long W, long k, long stride, long padding) {
     const long Ho = (H + 2 * padding - k) / stride + 1, Wo = (W + 2 * padding - k) / stride + 1;
     const long Wp = W + 2 * padding, n_pad = (H + 2 * padding) * Wp;
-#pragma omp parallel
+    const PerThread<double> planes(n_pad);
+#pragma omp parallel num_threads(planes.threads())
     {
-        std::vector<double> acc(n_pad);  // the padded plane: taps add to it with no bounds logic
+        double* acc = planes.mine();  // the padded plane: taps add to it with no bounds logic
 #pragma omp for schedule(static)
         for (long bc = 0; bc < B * C; ++bc) {
-            std::fill(acc.begin(), acc.end(), 0.0);
+            std::fill(acc, acc + n_pad, 0.0);
             const T* s = cols + bc * k * k * Ho * Wo;
             for (long ky = 0; ky < k; ++ky) {
                 for (long kx = 0; kx < k; ++kx) {
                     for (long oy = 0; oy < Ho; ++oy, s += Wo) {
-                        double* a = acc.data() + (oy * stride + ky) * Wp + kx;  // a[ox * stride]
+                        double* a = acc + (oy * stride + ky) * Wp + kx;  // a[ox * stride]
                         if (stride == 1) {
                             for (long ox = 0; ox < Wo; ++ox) a[ox] += s[ox];
                         } else {
@@ -99,15 +102,16 @@ void col2im_cpu(const T* cols, T* x, long B, long C, long H, long W, long k, lon
 template <typename T>
 void im2col_rows_cpu(const T* x, T* cols, long B, long C, long H, long W, long k, long padding) {
     const long Wp = W + 2 * padding, L = H * Wp, n_flat = (H + 2 * padding + 1) * Wp;
-#pragma omp parallel
+    const PerThread<T> planes(n_flat);
+#pragma omp parallel num_threads(planes.threads())
     {
-        std::vector<T> flat(n_flat);
+        T* flat = planes.mine();  // pad_plane writes all of it
 #pragma omp for collapse(2) schedule(static)
         for (long c = 0; c < C; ++c) {
             for (long b = 0; b < B; ++b) {
-                pad_plane(x + (b * C + c) * H * W, flat.data(), H, W, padding, H + 2 * padding + 1);
+                pad_plane(x + (b * C + c) * H * W, flat, H, W, padding, H + 2 * padding + 1);
                 for (long tap = 0; tap < k * k; ++tap) {
-                    const T* s = flat.data() + tap / k * Wp + tap % k;
+                    const T* s = flat + tap / k * Wp + tap % k;
                     T* d = cols + ((c * k * k + tap) * B + b) * L;
                     for (long q = 0; q < L; ++q) d[q] = s[q];
                 }
@@ -119,16 +123,17 @@ void im2col_rows_cpu(const T* x, T* cols, long B, long C, long H, long W, long k
 template <typename T>
 void col2im_rows_cpu(const T* cols, T* x, long B, long C, long H, long W, long k, long padding) {
     const long Wp = W + 2 * padding, L = H * Wp, n_flat = (H + 2 * padding + 1) * Wp;
-#pragma omp parallel
+    const PerThread<double> planes(n_flat);
+#pragma omp parallel num_threads(planes.threads())
     {
-        std::vector<double> flat(n_flat);  // the padded, flattened plane: tap (ky, kx) adds at ky*Wp + kx
+        double* flat = planes.mine();  // the padded, flattened plane: tap (ky, kx) adds at ky*Wp + kx
 #pragma omp for collapse(2) schedule(static)
         for (long c = 0; c < C; ++c) {
             for (long b = 0; b < B; ++b) {
-                std::fill(flat.begin(), flat.end(), 0.0);
+                std::fill(flat, flat + n_flat, 0.0);
                 for (long tap = 0; tap < k * k; ++tap) {
                     const T* s = cols + ((c * k * k + tap) * B + b) * L;
-                    double* a = flat.data() + tap / k * Wp + tap % k;
+                    double* a = flat + tap / k * Wp + tap % k;
                     for (long q = 0; q < L; ++q) a[q] += s[q];
                 }
                 T* d = x + (b * C + c) * H * W;

@@ -52,11 +52,12 @@ inline F32x16 round_nearest(F32x16 x) {
 }
 inline F32x16 mul_rn(F32x16 a, F32x16 b) { return a * b; }
 
-// common.cuh's exp_f32 (the same clamp, reduction and polynomial), with 2^n applied by vscalefps. The max
-// and min take x first, so a NaN x becomes kExpMin, as the scalar ternaries make it.
+// common.cuh's exp_f32 (the same clamp, reduction and polynomial), with 2^n applied by vscalefps (which
+// makes 2^-127 a subnormal where the scalar form makes it 0). vmaxps and vminps return their second operand
+// when either is NaN: x goes second, so a NaN x passes through and comes out NaN, as in the scalar form.
 inline F32x16 exp_f32(F32x16 x) {
-    x = _mm512_maskz_max_ps(kAll, x.v, _mm512_set1_ps(kExpMin));
-    x = _mm512_maskz_min_ps(kAll, x.v, _mm512_set1_ps(kExpMax));
+    x = _mm512_maskz_max_ps(kAll, _mm512_set1_ps(kExpMin), x.v);
+    x = _mm512_maskz_min_ps(kAll, _mm512_set1_ps(kExpMax), x.v);
     F32x16 n;
     const F32x16 p = exp_reduced(x, &n);
     return _mm512_maskz_scalef_ps(kAll, p.v, n.v);

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "cpu/parallel.h"
 #include "cpu/winograd_rows.h"
 
 namespace pyddpm {
@@ -25,15 +26,16 @@ template <typename T>
 void winograd_input_cpu(const T* x, T* v, long B, long C, long H, long W) {
     const rows::Plane p = rows::plane(H, W);
     const long P = B * p.TH * p.TW, slab = C * P;
-#pragma omp parallel
+    const PerThread<T> ts(rows::t_size(p, kChunk)), zeros(W);
+#pragma omp parallel num_threads(ts.threads())
     {
-        std::vector<T> t(rows::t_size(p, kChunk)), zero(W);
+        T *t = ts.zeroed(), *zero = zeros.zeroed();
 #pragma omp for collapse(2) schedule(static)
         for (long c = 0; c < C; ++c)
             for (long b = 0; b < B; ++b)
                 for (long ty = 0; ty < p.TH; ty += kChunk)
                     rows::input(x + (b * C + c) * H * W, p, ty, std::min(ty + kChunk, p.TH),
-                                v + c * P + (b * p.TH + ty) * p.TW, slab, t.data(), zero.data());
+                                v + c * P + (b * p.TH + ty) * p.TW, slab, t, zero);
     }
 }
 
@@ -41,17 +43,19 @@ template <typename T>
 void winograd_input_grad_cpu(const T* dv, T* dx, long B, long C, long H, long W) {
     const rows::Plane p = rows::plane(H, W);
     const long P = B * p.TH * p.TW, slab = C * P;
-#pragma omp parallel
+    const long n_acc = rows::bordered_size(p);
+    const PerThread<T> accs(n_acc), qs(rows::q_size(p, kChunk)), ts(rows::t_size(p, kChunk));
+#pragma omp parallel num_threads(accs.threads())
     {
-        std::vector<T> acc(rows::bordered_size(p)), q(rows::q_size(p, kChunk)), t(rows::t_size(p, kChunk));
+        T *acc = accs.zeroed(), *q = qs.zeroed(), *t = ts.zeroed();
 #pragma omp for collapse(2) schedule(static)
         for (long c = 0; c < C; ++c) {
             for (long b = 0; b < B; ++b) {
-                std::fill(acc.begin(), acc.end(), T(0));
+                std::fill(acc, acc + n_acc, T(0));
                 for (long ty = 0; ty < p.TH; ty += kChunk)  // tile rows in order: a fixed order of the adds
                     rows::input_grad(dv + c * P + (b * p.TH + ty) * p.TW, slab, p, ty, std::min(ty + kChunk, p.TH),
-                                     acc.data(), q.data(), t.data());
-                rows::unborder(acc.data(), p, dx + (b * C + c) * H * W);
+                                     acc, q, t);
+                rows::unborder(acc, p, dx + (b * C + c) * H * W);
             }
         }
     }
@@ -61,14 +65,15 @@ template <typename T>
 void winograd_output_cpu(const T* m, const T* bias, T* y, long B, long K, long H, long W) {
     const rows::Plane p = rows::plane(H, W);
     const long P = B * p.TH * p.TW, slab = K * P;
-#pragma omp parallel
+    const PerThread<T> ts(rows::t_size(p, 1));
+#pragma omp parallel num_threads(ts.threads())
     {
-        std::vector<T> t(rows::t_size(p, 1));
+        T* t = ts.zeroed();
 #pragma omp for collapse(2) schedule(static)
         for (long b = 0; b < B; ++b)
             for (long k = 0; k < K; ++k)
                 rows::output(m + k * P + b * p.TH * p.TW, slab, p, 0, p.TH, bias ? bias[k] : T(0),
-                             y + (b * K + k) * H * W, t.data());
+                             y + (b * K + k) * H * W, t);
     }
 }
 
@@ -76,14 +81,15 @@ template <typename T>
 void winograd_output_grad_cpu(const T* dy, T* dm, long B, long K, long H, long W) {
     const rows::Plane p = rows::plane(H, W);
     const long P = B * p.TH * p.TW, slab = K * P;
-#pragma omp parallel
+    const PerThread<T> ts(rows::t_size(p, 1)), zeros(W);
+#pragma omp parallel num_threads(ts.threads())
     {
-        std::vector<T> t(rows::t_size(p, 1)), zero(W);
+        T *t = ts.zeroed(), *zero = zeros.zeroed();
 #pragma omp for collapse(2) schedule(static)
         for (long k = 0; k < K; ++k)
             for (long b = 0; b < B; ++b)
-                rows::output_grad(dy + (b * K + k) * H * W, p, 0, p.TH, dm + k * P + b * p.TH * p.TW, slab,
-                                  t.data(), zero.data());
+                rows::output_grad(dy + (b * K + k) * H * W, p, 0, p.TH, dm + k * P + b * p.TH * p.TW, slab, t,
+                                  zero);
     }
 }
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cpu/micro_gemm.h"
+#include "cpu/parallel.h"
 #include "cpu/winograd_rows.h"
 
 namespace pyddpm {
@@ -70,17 +71,29 @@ struct Blocks {
 // channels (benchmarks/RESULTS.md, "In one pass").
 inline long slab_size(long rows, long wp) { return rows * wp + 16; }
 
-// Per-thread scratch: the block's V (16, C, wp) and M (16, K, wp) in the packed layout, and what the row
-// transforms (csrc/cpu/winograd_rows.h) need for a block's tile rows of one plane.
+// One thread's scratch: the block's V (16, C, wp) and M (16, K, wp) in the packed layout, what the row
+// transforms (csrc/cpu/winograd_rows.h) need for a block's tile rows of one plane, and dU's packed V^T.
 template <typename T>
 struct Scratch {
     long C, K;
-    std::vector<T> v, m, t, q, zero, packed;
-    Scratch(long C_, long K_, const Blocks& g)
+    T *v, *m, *t, *q, *zero, *packed;
+    T* v_at(long xi, long wp) const { return v + xi * slab_size(C, wp); }  // V[xi] (C, wp)
+    T* m_at(long xi, long wp) const { return m + xi * slab_size(K, wp); }  // M[xi] (K, wp)
+};
+
+// Every thread's Scratch, allocated before the region (csrc/cpu/parallel.h); `packed` only where asked.
+template <typename T>
+struct Scratches {
+    long C, K;
+    PerThread<T> v, m, t, q, zero, packed;
+    Scratches(long C_, long K_, const Blocks& g, long packed_size = 0)
         : C(C_), K(K_), v(16 * slab_size(C, kPanel)), m(16 * slab_size(K, kPanel)),
-          t(rows::t_size(g.plane, g.max_rows())), q(rows::q_size(g.plane, g.max_rows())), zero(g.plane.W) {}
-    T* v_at(long xi, long wp) { return v.data() + xi * slab_size(C, wp); }  // V[xi] (C, wp)
-    T* m_at(long xi, long wp) { return m.data() + xi * slab_size(K, wp); }  // M[xi] (K, wp)
+          t(rows::t_size(g.plane, g.max_rows())), q(rows::q_size(g.plane, g.max_rows())), zero(g.plane.W),
+          packed(packed_size) {}
+    int threads() const { return v.threads(); }
+    Scratch<T> mine() const {
+        return {C, K, v.zeroed(), m.zeroed(), t.zeroed(), q.zeroed(), zero.zeroed(), packed.zeroed()};
+    }
 };
 
 // The column of tile (b, ty, tx = 0) in block k's panel; tile tx is tx columns further.
@@ -92,44 +105,44 @@ inline long column(const Blocks& g, const Blocks::Block& k, long b, long ty) {
 // s.m (db, K values or null, gains dy's sum per channel), and B dv B^T from s.v added into acc, the unit's
 // zero-bordered planes (samples from `b_first`, C each).
 template <typename T>
-void input_block(const T* x, long C, const Blocks& g, const Blocks::Block& k, long wp, Scratch<T>& s) {
+void input_block(const T* x, long C, const Blocks& g, const Blocks::Block& k, long wp, const Scratch<T>& s) {
     const long HW = g.plane.H * g.plane.W, slab = slab_size(C, wp);
     for (long c = 0; c < C; ++c)
         for (long b = k.b0; b < k.b1; ++b)
-            rows::input(x + (b * C + c) * HW, g.plane, k.ty0, k.ty1, s.v.data() + c * wp + column(g, k, b, k.ty0),
-                        slab, s.t.data(), s.zero.data());
+            rows::input(x + (b * C + c) * HW, g.plane, k.ty0, k.ty1, s.v + c * wp + column(g, k, b, k.ty0),
+                        slab, s.t, s.zero);
 }
 
 template <typename T>
-void output_block(const T* bias, T* y, long K, const Blocks& g, const Blocks::Block& k, long wp, Scratch<T>& s) {
+void output_block(const T* bias, T* y, long K, const Blocks& g, const Blocks::Block& k, long wp, const Scratch<T>& s) {
     const long HW = g.plane.H * g.plane.W, slab = slab_size(K, wp);
     for (long kk = 0; kk < K; ++kk)
         for (long b = k.b0; b < k.b1; ++b)
-            rows::output(s.m.data() + kk * wp + column(g, k, b, k.ty0), slab, g.plane, k.ty0, k.ty1,
-                         bias ? bias[kk] : T(0), y + (b * K + kk) * HW, s.t.data());
+            rows::output(s.m + kk * wp + column(g, k, b, k.ty0), slab, g.plane, k.ty0, k.ty1,
+                         bias ? bias[kk] : T(0), y + (b * K + kk) * HW, s.t);
 }
 
 template <typename T>
 void output_grad_block(const T* dy, T* db, long K, const Blocks& g, const Blocks::Block& k, long wp,
-                       Scratch<T>& s) {
+                       const Scratch<T>& s) {
     const long HW = g.plane.H * g.plane.W, slab = slab_size(K, wp);
     for (long kk = 0; kk < K; ++kk) {
         T sum = T(0);
         for (long b = k.b0; b < k.b1; ++b)
             sum += rows::output_grad(dy + (b * K + kk) * HW, g.plane, k.ty0, k.ty1,
-                                     s.m.data() + kk * wp + column(g, k, b, k.ty0), slab, s.t.data(), s.zero.data());
+                                     s.m + kk * wp + column(g, k, b, k.ty0), slab, s.t, s.zero);
         if (db) db[kk] += sum;
     }
 }
 
 template <typename T>
 void input_grad_block(T* acc, long b_first, long C, const Blocks& g, const Blocks::Block& k, long wp,
-                      Scratch<T>& s) {
+                      const Scratch<T>& s) {
     const long bordered = rows::bordered_size(g.plane), slab = slab_size(C, wp);
     for (long c = 0; c < C; ++c)
         for (long b = k.b0; b < k.b1; ++b)
-            rows::input_grad(s.v.data() + c * wp + column(g, k, b, k.ty0), slab, g.plane, k.ty0, k.ty1,
-                             acc + ((b - b_first) * C + c) * bordered, s.q.data(), s.t.data());
+            rows::input_grad(s.v + c * wp + column(g, k, b, k.ty0), slab, g.plane, k.ty0, k.ty1,
+                             acc + ((b - b_first) * C + c) * bordered, s.q, s.t);
 }
 
 }  // namespace
@@ -137,9 +150,10 @@ void input_grad_block(T* acc, long b_first, long C, const Blocks& g, const Block
 template <typename T>
 void winograd_conv_cpu(const T* x, const T* u, const T* bias, T* y, long B, long C, long K, long H, long W) {
     const Blocks g(B, H, W);
-#pragma omp parallel
+    const Scratches<T> scratch(C, K, g);
+#pragma omp parallel num_threads(scratch.threads())
     {
-        Scratch<T> s(C, K, g);
+        const Scratch<T> s = scratch.mine();
 #pragma omp for schedule(static)
         for (long i = 0; i < g.count; ++i) {
             const auto k = g[i];
@@ -163,11 +177,13 @@ void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* d
     const long du_size = du_sum ? 16 * K * C : 0, part = du_size + (db_sum ? K : 0);
     const long bordered = rows::bordered_size(g.plane), unit_samples = g.S ? g.S : 1;
     std::vector<T> parts(groups * part);
-#pragma omp parallel
+    const Scratches<T> scratch(C, K, g, du_sum ? gemm::packed_size(kPanel, C) : 0);
+    const long n_acc = dx ? unit_samples * C * bordered : 0;
+    const PerThread<T> accs(n_acc);
+#pragma omp parallel num_threads(scratch.threads())
     {
-        Scratch<T> s(C, K, g);
-        std::vector<T> acc(dx ? unit_samples * C * bordered : 0);
-        if (du_sum) s.packed.resize(gemm::packed_size(kPanel, C));
+        const Scratch<T> s = scratch.mine();
+        T* acc = accs.zeroed();
 #pragma omp for schedule(static)
         for (long grp = 0; grp < groups; ++grp) {
             T* du = du_sum ? parts.data() + grp * part : nullptr;
@@ -175,7 +191,7 @@ void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* d
             for (long unit = grp * g.units / groups; unit < (grp + 1) * g.units / groups; ++unit) {
                 const long first = g.S ? unit : unit * g.per, last = g.S ? unit + 1 : (unit + 1) * g.per;
                 const long b_first = g[first].b0, b_last = g[first].b1;
-                if (dx) std::fill(acc.begin(), acc.end(), T(0));
+                if (dx) std::fill(acc, acc + n_acc, T(0));
                 for (long i = first; i < last; ++i) {
                     const auto k = g[i];
                     const long n = g.tiles(k), wp = gemm::round_up(n, gemm::kVec);
@@ -184,20 +200,20 @@ void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* d
                         for (long xi = 0; xi < 16; ++xi)
                             gemm::matmul(C, n, K, gemm::Matrix<T>{u + xi * K * C, 1, C}, s.m_at(xi, wp),
                                          s.v_at(xi, wp), wp);
-                        input_grad_block(acc.data(), b_first, C, g, k, wp, s);
+                        input_grad_block(acc, b_first, C, g, k, wp, s);
                     }
                     if (du) {  // dU[xi] (K, C) += dM[xi] (K, n) @ V[xi]^T (n, C), V recomputed from x
                         input_block(x, C, g, k, wp, s);
                         for (long xi = 0; xi < 16; ++xi) {
-                            gemm::pack_b_transposed(n, C, s.v_at(xi, wp), wp, s.packed.data());
-                            gemm::matmul(K, C, n, gemm::Matrix<T>{s.m_at(xi, wp), wp, 1}, s.packed.data(),
+                            gemm::pack_b_transposed(n, C, s.v_at(xi, wp), wp, s.packed);
+                            gemm::matmul(K, C, n, gemm::Matrix<T>{s.m_at(xi, wp), wp, 1}, s.packed,
                                          du + xi * K * C, C, true);
                         }
                     }
                 }
                 for (long b = b_first; dx && b < b_last; ++b)  // the unit's images
                     for (long c = 0; c < C; ++c)
-                        rows::unborder(acc.data() + ((b - b_first) * C + c) * bordered, g.plane,
+                        rows::unborder(acc + ((b - b_first) * C + c) * bordered, g.plane,
                                        dx + (b * C + c) * H * W);
             }
         }

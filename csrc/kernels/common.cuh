@@ -35,8 +35,12 @@ PYDDPM_HD V exp_taylor_q(V r) {
 }
 
 // The host exp_f32's range and its reduction x = n ln2 + r: ln2 split in two so n * kLn2Hi is exact.
-constexpr float kExpMin = -87.3f, kExpMax = 88.3f;  // n from -126 to 127
+// n from -127 to 127; 2^-127 is built as 0 (below), so e^x is 0 for x below about -87.7, e^-inf among them.
+constexpr float kExpMin = -88.0f, kExpMax = 88.3f;
 constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693145751953125f, kLn2Lo = 1.428606765330187045e-6f;
+// n + kExpBias, n an integer in [-127, 127], is exact, and as a float of magnitude 2^23 (ulp 1) its low 9
+// bits are n + 127: shifted up by 23 they are 2^n's exponent field (n = -127: all zero, 2^n taken as 0).
+constexpr float kExpBias = 12582912.0f + 127.0f;  // 1.5 * 2^23 + 127
 
 // e^x = 2^n e^r with n = rint(x log2 e), |r| <= ln2/2, for x already clamped to [kExpMin, kExpMax]: returns
 // e^r, and n in n_out (as a float; the caller scales by 2^n in whatever way its type allows).
@@ -52,20 +56,27 @@ PYDDPM_HD V exp_reduced(V x, V* n_out) {
 // exp for float32. On the device, expf. On the host, a form the compiler can vectorise (glibc's expf is
 // a scalar call, which made the fused SiLU slower than NumPy): x = n ln2 + r with |r| <= ln2/2, exp(r) by
 // its Taylor series to r^7 (truncation < 3e-9 relative; rounding adds a few ulp), 2^n built in the
-// exponent bits. Inputs are clamped to [kExpMin, kExpMax], the range where the result is a normal float.
+// exponent bits. Inputs are clamped to [kExpMin, kExpMax]: the result saturates at e^88.3 above and is 0
+// below; a NaN stays NaN, as in expf (a softmax row or a SiLU with a NaN in it must come out NaN).
 // Checked through the fused SiLU and softmax against NumPy (tests/test_kernels_group_norm.py, _attention.py).
 PYDDPM_HD float exp_f32(float x) {
 #if defined(__CUDA_ARCH__)
     return expf(x);
 #else
+    const float in = x;
     x = x > kExpMin ? x : kExpMin;  // ternaries, not fmaxf/fminf: GCC vectorises these, not the libm calls
     x = x < kExpMax ? x : kExpMax;
     float n;
     const float p = exp_reduced(x, &n);
-    const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
+    const float biased = n + kExpBias;
+    std::uint32_t bits;
+    std::memcpy(&bits, &biased, sizeof bits);
+    bits <<= 23;
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    // A NaN fails the clamps' comparisons and leaves them as kExpMin; it is put back here. (Clamps written
+    // to let a NaN through instead are if-converted by GCC into a longer select chain.)
+    return in == in ? p * scale : in;
 #endif
 }
 
@@ -91,7 +102,7 @@ PYDDPM_HD double mul_rn(double a, double b) {
 }
 
 // The logistic function. float: 1 / (1 + exp(-z)) with the clamped exp above (z -> -inf gives ~3e-39,
-// not NaN; z -> +inf gives 1). double: through tanh, for the float64 CPU path used in tests.
+// not NaN; z -> +inf gives 1; NaN gives NaN). double: through tanh, for the float64 CPU path used in tests.
 PYDDPM_HD float sigmoid(float z) { return 1.0f / (1.0f + exp_f32(-z)); }
 PYDDPM_HD double sigmoid(double z) { return 0.5 * (1.0 + tanh(0.5 * z)); }
 
