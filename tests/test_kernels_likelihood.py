@@ -14,8 +14,9 @@ import pytest
 
 from kernels import FAST_BACKENDS, to_backend, to_numpy
 from pyddpm import likelihood
-from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood
-from pyddpm.ops.normal_kl import normal_kl
+from pyddpm.ops.discretized_gaussian_log_likelihood import (discretized_gaussian_log_likelihood,
+                                                            discretized_gaussian_log_likelihood_reference)
+from pyddpm.ops.normal_kl import normal_kl, normal_kl_reference
 
 GRID = np.arange(256) * (2.0 / 255.0) - 1.0  # the 8-bit data values scaled to [-1, 1]
 H = 1.0 / 255.0  # half a bin
@@ -192,19 +193,23 @@ def test_normal_kl_of_a_distribution_with_itself_is_zero(backend):
     np.testing.assert_array_equal(got, 0.0)
 
 
-def test_numpy_backend_broadcasts_other_shapes_and_the_kernels_refuse_them():
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_every_backend_refuses_other_broadcasting_shapes_and_the_references_broadcast_them(backend):
+    """Only per-element and per-sample shapes reach a kernel, on numpy as on cpu and cuda (numpy broadcast
+    the rest before, the others refused them); the reference functions still broadcast as NumPy does."""
     rng = np.random.default_rng(4)
     x, means, _ = _inputs((2, 3, 4, 4), False, np.float32, 0)
     per_channel = rng.uniform(-5, 0, (1, 3, 1, 1)).astype(np.float32)
-    got = discretized_gaussian_log_likelihood(x, means, per_channel, backend="numpy")
+    got = discretized_gaussian_log_likelihood_reference(x, means, per_channel)
     assert _max_error(got, _oracle(x, means, per_channel)) <= F32_TOL
-    kl = normal_kl(means, per_channel, 0.0, 0.0, backend="numpy")
-    assert kl.shape == x.shape
-    for backend in ("cpu", "cuda"):
-        with pytest.raises(ValueError, match="numpy"):
-            discretized_gaussian_log_likelihood(x, means, per_channel, backend=backend)
-        with pytest.raises(ValueError, match="numpy"):
-            normal_kl(means, per_channel, means, per_channel[0, :, 0, 0], backend=backend)
+    assert normal_kl_reference(means, per_channel, 0.0, 0.0).shape == x.shape
+    x, means, per_channel = to_backend(backend, x, means, per_channel)
+    with pytest.raises(ValueError, match="log_scales must have shape"):
+        discretized_gaussian_log_likelihood(x, means, per_channel, backend=backend)
+    with pytest.raises(ValueError, match="logvar1 must have shape"):
+        normal_kl(means, per_channel, means, per_channel[0, :, 0, 0], backend=backend)
+    with pytest.raises(TypeError, match="normal_kl: mean2 must be a"):  # a Python scalar is not an array
+        normal_kl(means, means, 0.0, means, backend=backend)
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)

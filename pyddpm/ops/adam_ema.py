@@ -10,7 +10,8 @@ Sec. 2), then the EMA of the weights of App. B of Ho et al. 2020, in place, per 
     ema <- d ema + (1 - d) p                         (the new p)
 
 Shapes: p, g, m, v, ema one shape (any), one dtype: float32 (every backend) or float64 (numpy and cpu);
-C-contiguous on cpu and cuda. p, m, v and ema are updated in place; g is only read. The scalars are taken
+C-contiguous on cpu and cuda. p, m, v and ema are updated in place (writeable); g is only read; no two of
+the five may share memory (every backend refuses, rather than give an order-dependent answer). The scalars are taken
 as Python floats, rounded once to the data's dtype, as the plain path of pyddpm/train/optim.py (Adam.step then
 EMA.update) rounds them; the reference takes the same steps in the same order, so the fused kernels
 (csrc/kernels/adam_ema.cuh, csrc/cpu/adam_ema.cpp, csrc/cuda/adam_ema.cu) give its numbers bit for bit.
@@ -21,33 +22,47 @@ import math
 
 import numpy as np
 
-from pyddpm.ops import array_module
+from pyddpm.ops import array_module, checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 
 _ARRAYS = ("p", "g", "m", "v", "ema")
 
 
-def check_adam_args(fn, arrays, step_size, eps_hat, beta1, beta2, ema_decay):
-    """The checks every backend makes: one float dtype and one shape for all five arrays (TypeError,
-    ValueError naming the argument), finite scalars with 0 <= beta < 1 and 0 <= ema_decay <= 1 (ValueError)."""
-    p = arrays["p"]
-    if p.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{fn}: p must be float32 or float64, got {p.dtype}")
+def check_adam_ema(backend, p, g, m, v, ema, step_size, eps_hat, beta1, beta2, ema_decay):
+    """adam_ema's arguments, on every backend: p, g, m, v, ema of one float dtype and one shape (TypeError,
+    ValueError naming the argument), C-contiguous on cpu and cuda; p, m, v, ema writeable; no two of the five
+    sharing memory (each is read and written once per element, so an alias would see another's update);
+    finite real scalars with 0 <= beta < 1 and 0 <= ema_decay <= 1 (ValueError)."""
+    fn = "adam_ema"
+    if checks.plainly_disjoint(backend, (p, g, m, v, ema), (0, 2, 3, 4)) and _plain_scalars(
+            step_size, eps_hat, beta1, beta2, ema_decay):
+        return
+    arrays = dict(zip(_ARRAYS, (p, g, m, v, ema)))
+    checks.float_array(fn, backend, "p", p)
     for name in _ARRAYS[1:]:
-        a = arrays[name]
-        if a.dtype != p.dtype:
-            raise TypeError(f"{fn}: {name} must be {p.dtype} like p, got {a.dtype}")
-        if a.shape != p.shape:
-            raise ValueError(f"{fn}: {name} must have the shape of p {p.shape}, got {a.shape}")
-    for name, value in (("step_size", step_size), ("eps_hat", eps_hat)):
-        if not math.isfinite(value):
-            raise ValueError(f"{fn}: {name} must be finite, got {value}")
+        checks.float_array(fn, backend, name, arrays[name], p, "p")
+        checks.same_shape(fn, name, arrays[name], p, "p")
+    checks.contiguous(fn, backend, arrays)
+    checks.writeable(fn, {name: arrays[name] for name in ("p", "m", "v", "ema")})
+    checks.disjoint(fn, arrays)
+    for name, value in (("beta1", beta1), ("beta2", beta2), ("ema_decay", ema_decay)):
+        checks.real(fn, name, value)
+    checks.finite(fn, "step_size", step_size)
+    checks.finite(fn, "eps_hat", eps_hat)
     for name, value in (("beta1", beta1), ("beta2", beta2)):
         if not 0.0 <= value < 1.0:
             raise ValueError(f"{fn}: {name} must lie in [0, 1), got {value}")
     if not 0.0 <= ema_decay <= 1.0:
         raise ValueError(f"{fn}: ema_decay must lie in [0, 1], got {ema_decay}")
+
+
+def _plain_scalars(step_size, eps_hat, beta1, beta2, ema_decay):
+    """True when the scalars are Python floats in range (the optimiser's own values); False says nothing."""
+    if not all(type(x) is float for x in (step_size, eps_hat, beta1, beta2, ema_decay)):
+        return False
+    return (math.isfinite(step_size) and math.isfinite(eps_hat) and 0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0
+            and 0.0 <= ema_decay <= 1.0)
 
 
 def adam_ema(p, g, m, v, ema, step_size, eps_hat, beta1, beta2, ema_decay, backend=None):
@@ -58,9 +73,9 @@ def adam_ema(p, g, m, v, ema, step_size, eps_hat, beta1, beta2, ema_decay, backe
     """
     backend = resolve(backend)
     scalars = (step_size, eps_hat, beta1, beta2, ema_decay)
+    check_adam_ema(backend, p, g, m, v, ema, *scalars)
     if backend == "numpy":
         return adam_ema_reference(p, g, m, v, ema, *scalars)
-    check_adam_args("adam_ema", dict(p=p, g=g, m=m, v=v, ema=ema), *scalars)
     if backend == "cpu":
         extension("cpu").adam_ema(p, g, m, v, ema, *map(float, scalars))
     else:
@@ -71,7 +86,7 @@ def adam_ema(p, g, m, v, ema, step_size, eps_hat, beta1, beta2, ema_decay, backe
 
 def adam_ema_reference(p, g, m, v, ema, step_size, eps_hat, beta1, beta2, ema_decay):
     """The NumPy reference of adam_ema (also runs on CuPy arrays): in place, the plain path's operations."""
-    check_adam_args("adam_ema", dict(p=p, g=g, m=m, v=v, ema=ema), step_size, eps_hat, beta1, beta2, ema_decay)
+    check_adam_ema("reference", p, g, m, v, ema, step_size, eps_hat, beta1, beta2, ema_decay)
     # Python floats, so NumPy rounds them to p's dtype (a NumPy float64 scalar would lift the math to float64).
     step_size, eps_hat, beta1, beta2, ema_decay = map(float, (step_size, eps_hat, beta1, beta2, ema_decay))
     xp = array_module(p)

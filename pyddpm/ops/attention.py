@@ -21,43 +21,81 @@ cuda backend: the matmuls in cuBLAS (through CuPy), between them the fused row k
 softmax_backward_rows (csrc/kernels/attention.cuh, csrc/cuda/attention.cu), each one sweep over the score
 matrix (a row at a time) in place of five or six whole-array passes. q, k, v and dout only meet the
 matmuls, so any strides are accepted; P, dP and S, which the row kernels read, are C-contiguous buffers.
+
+Every dispatch function checks its arguments first, the same way on every backend (check_attention and the
+three beside it): one float dtype per call (float32, or float64 on numpy and cpu), the shapes, scale finite,
+and for the row kernels' out= an array like the input that is either that input itself or disjoint from it.
 """
 
 import numpy as np
 
-from pyddpm.ops import array_module
+from pyddpm.ops import array_module, checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 
 
-def _check(fn, backend, q, k, v, **more):
-    """On the fused backends the array type and one float dtype for all arrays; on every backend the shapes."""
-    arrays = (("q", q), ("k", k), ("v", v), *more.items())
-    if backend != "numpy":
-        kind = "cupy" if backend == "cuda" else "numpy"
-        dtypes = (np.float32,) if backend == "cuda" else (np.float32, np.float64)
-        for name, a in arrays:
-            module = type(a).__module__.split(".")[0]
-            if module != kind:
-                raise TypeError(f"{fn}: {name} must be a {kind}.ndarray for the {backend} backend, "
-                                f"got {module}.{type(a).__name__}")
-            if a.dtype not in dtypes:
-                raise TypeError(f"{fn}: {name} must be {' or '.join(np.dtype(t).name for t in dtypes)}, "
-                                f"got {a.dtype}")
-            if a.dtype != q.dtype:
-                raise TypeError(f"{fn}: {name} must be {q.dtype} like q, got {a.dtype}")
+def check_attention(backend, q, k, v, scale):
+    """attention's arguments, on every backend: q, k, v of one float dtype and one non-empty (B, heads, N, d)
+    shape, any strides (whole elements on cpu); scale None or a finite real. Returns q's shape."""
+    return _check_qkv("attention", backend, q, k, v, scale)
+
+
+def check_attention_backward(backend, dout, q, k, v, p, scale):
+    """attention_backward's arguments: attention's, dout like q (any strides), and P (B, heads, N, N) in q's
+    dtype, C-contiguous on cpu and cuda (the one input a row kernel reads)."""
+    fn = "attention_backward"
+    B, H, N, _ = _check_qkv(fn, backend, q, k, v, scale)
+    checks.float_array(fn, backend, "dout", dout, q, "q")
+    checks.shape(fn, "dout", dout, q.shape)
+    checks.whole_element_strides(fn, backend, {"dout": dout})
+    checks.float_array(fn, backend, "p", p, q, "q")
+    checks.shape(fn, "p", p, (B, H, N, N))
+    checks.contiguous(fn, backend, {"p": p})
+
+
+def _check_qkv(fn, backend, q, k, v, scale):
+    checks.float_array(fn, backend, "q", q)
+    checks.float_array(fn, backend, "k", k, q, "q")
+    checks.float_array(fn, backend, "v", v, q, "q")
     if q.ndim != 4 or q.shape != k.shape or q.shape != v.shape:
         raise ValueError(f"{fn}: q, k, v must share one (B, heads, N, d) shape, got "
                          f"{q.shape}, {k.shape}, {v.shape}")
     if min(q.shape) < 1:
         raise ValueError(f"{fn}: q, k, v must not be empty, got shape {q.shape}")
-    B, H, N, _ = q.shape
-    for name, a in more.items():
-        want = (B, H, N, N) if name == "p" else q.shape
-        if a.shape != want:
-            raise ValueError(f"{fn}: {name} must have shape {want}, got {a.shape}")
-        if name == "p" and backend != "numpy" and not a.flags.c_contiguous:  # the one input a kernel reads
-            raise TypeError(f"{fn}: p must be C-contiguous (pass the P that attention returned)")
+    if scale is not None:
+        checks.finite(fn, "scale", scale)
+    checks.whole_element_strides(fn, backend, {"q": q, "k": k, "v": v})
+    return q.shape
+
+
+def check_softmax_rows(backend, s, scale, out):
+    """softmax_rows' arguments: s a float array of rows (rank >= 1, not empty), C-contiguous on cpu and cuda;
+    scale a finite real; out None, or an array like s that is s itself or shares no memory with it."""
+    fn = "softmax_rows"
+    _check_rows(fn, backend, "s", s)
+    checks.finite(fn, "scale", scale)
+    if out is not None:
+        checks.output(fn, backend, out, s, "s", {"s": s})
+
+
+def check_softmax_backward_rows(backend, p, dp, scale, out):
+    """softmax_backward_rows' arguments: p as softmax_rows' s, dp like p; scale a finite real; out None, or an
+    array like p that is p or dp itself or shares no memory with either."""
+    fn = "softmax_backward_rows"
+    _check_rows(fn, backend, "p", p)
+    checks.float_array(fn, backend, "dp", dp, p, "p")
+    checks.shape(fn, "dp", dp, p.shape)
+    checks.contiguous(fn, backend, {"dp": dp})
+    checks.finite(fn, "scale", scale)
+    if out is not None:
+        checks.output(fn, backend, out, p, "p", {"p": p, "dp": dp})
+
+
+def _check_rows(fn, backend, name, a):
+    checks.float_array(fn, backend, name, a)
+    if a.ndim < 1 or 0 in a.shape:
+        raise ValueError(f"{fn}: {name} must not be empty and must have at least one axis, got shape {a.shape}")
+    checks.contiguous(fn, backend, {name: a})
 
 
 def _scale(q, scale):
@@ -71,7 +109,7 @@ def attention(q, k, v, scale=None, backend=None):
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
     backend = resolve(backend)
-    _check("attention", backend, q, k, v)
+    check_attention(backend, q, k, v, scale)
     scale = _scale(q, scale)
     if backend == "numpy":
         return attention_reference(q, k, v, scale)
@@ -86,7 +124,7 @@ def attention(q, k, v, scale=None, backend=None):
 def attention_backward(dout, q, k, v, p, scale=None, backend=None):
     """Gradients (dq, dk, dv), each (B, heads, N, d), of attention's out, given dout and the saved P."""
     backend = resolve(backend)
-    _check("attention_backward", backend, q, k, v, dout=dout, p=p)
+    check_attention_backward(backend, dout, q, k, v, p, scale)
     scale = _scale(q, scale)
     if backend == "numpy":
         return attention_backward_reference(dout, q, k, v, p, scale)
@@ -105,6 +143,8 @@ def softmax_rows(s, scale, out=None, backend=None):
     out: None (a new array) or an array like s, which may be s itself (in place).
     """
     backend = resolve(backend)
+    check_softmax_rows(backend, s, scale, out)
+    scale = float(scale)
     if backend == "cpu":
         return extension("cpu").softmax_rows(s, scale, out)
     if backend == "cuda":
@@ -116,6 +156,8 @@ def softmax_backward_rows(p, dp, scale, out=None, backend=None):
     """scale * p * (dp - rowsum(dp * p)) along the last axis: the gradient of softmax_rows w.r.t. s, given
     its output p and the gradient dp of p. out: None, or an array like p, which may be p or dp itself."""
     backend = resolve(backend)
+    check_softmax_backward_rows(backend, p, dp, scale, out)
+    scale = float(scale)
     if backend == "cpu":
         return extension("cpu").softmax_backward_rows(p, dp, scale, out)
     if backend == "cuda":
@@ -125,14 +167,14 @@ def softmax_backward_rows(p, dp, scale, out=None, backend=None):
 
 def attention_reference(q, k, v, scale=None):
     """The NumPy reference of attention: (out, P)."""
-    _check("attention", "numpy", q, k, v)
+    check_attention("reference", q, k, v, scale)
     p = softmax_rows_reference(q @ k.swapaxes(-1, -2), _scale(q, scale))
     return p @ v, p
 
 
 def attention_backward_reference(dout, q, k, v, p, scale=None):
     """The NumPy reference of attention_backward: (dq, dk, dv)."""
-    _check("attention_backward", "numpy", q, k, v, dout=dout, p=p)
+    check_attention_backward("reference", dout, q, k, v, p, scale)
     dv = p.swapaxes(-1, -2) @ dout
     ds = softmax_backward_rows_reference(p, dout @ v.swapaxes(-1, -2), _scale(q, scale))
     return ds @ k, ds.swapaxes(-1, -2) @ q, dv
@@ -164,11 +206,9 @@ def _softmax_rows_cuda(s, scale, out):
     import cupy
 
     fn, f32 = "softmax_rows", np.float32
-    s_ptr = device_ptr(fn, "s", s, f32, (-1,) * max(s.ndim, 1))  # at least one axis: the rows
-    if s.size == 0:
-        raise ValueError(f"{fn}: s must not be empty, got shape {s.shape}")
+    s_ptr = device_ptr(fn, "s", s, f32, s.shape)
     out = cupy.empty_like(s) if out is None else out
-    out_ptr = _out_ptr(fn, out, s, s)
+    out_ptr = device_ptr(fn, "out", out, f32, s.shape)
     n = s.shape[-1]
     extension("cuda").softmax_rows(s_ptr, out_ptr, s.size // n, n, scale, stream_ptr())
     return out
@@ -178,22 +218,10 @@ def _softmax_backward_rows_cuda(p, dp, scale, out):
     import cupy
 
     fn, f32 = "softmax_backward_rows", np.float32
-    p_ptr = device_ptr(fn, "p", p, f32, (-1,) * max(p.ndim, 1))
-    if p.size == 0:
-        raise ValueError(f"{fn}: p must not be empty, got shape {p.shape}")
+    p_ptr = device_ptr(fn, "p", p, f32, p.shape)
     dp_ptr = device_ptr(fn, "dp", dp, f32, p.shape)
     out = cupy.empty_like(p) if out is None else out
-    out_ptr = _out_ptr(fn, out, p, p, dp)
+    out_ptr = device_ptr(fn, "out", out, f32, p.shape)
     n = p.shape[-1]
     extension("cuda").softmax_backward_rows(p_ptr, dp_ptr, out_ptr, p.size // n, n, scale, stream_ptr())
     return out
-
-
-def _out_ptr(fn, out, like, *inputs):
-    """out's pointer, checked like `like`: the kernels read index j of a row before writing it, so out may be
-    an input itself but must not partially overlap one."""
-    ptr = device_ptr(fn, "out", out, like.dtype, like.shape)
-    for a in inputs:
-        if a.data.ptr != ptr and a.data.ptr < ptr + out.nbytes and ptr < a.data.ptr + a.nbytes:
-            raise ValueError(f"{fn}: out partially overlaps an input (pass the input itself, or a separate array)")
-    return ptr

@@ -8,14 +8,25 @@ a and b may be any strided views (a transpose is free for a); the cpu kernel tak
 falls back to NumPy's matmul where its build has no SIMD tile (the extension's gemm_simd).
 """
 
+from pyddpm.ops import checks
 from pyddpm.ops.backend import extension, resolve
+
+
+def check_batched_matmul(backend, a, b):
+    """a (n, m, k) and b (n, k, p) of one float dtype (float32 or float64; cuda: float32), any strides (whole
+    elements on cpu). Empty stacks and matrices are fine: every backend returns the same (n, m, p) result."""
+    fn = "batched_matmul"
+    checks.float_array(fn, backend, "a", a)
+    checks.float_array(fn, backend, "b", b, a, "a")
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        raise ValueError(f"{fn}: a (n, m, k) and b (n, k, p) do not fit: a {a.shape}, b {b.shape}")
+    checks.whole_element_strides(fn, backend, {"a": a, "b": b})
 
 
 def batched_matmul(a, b, backend=None):
     """a (n, m, k) @ b (n, k, p) -> (n, m, p), C-contiguous."""
-    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
-        raise ValueError(f"batched_matmul: a (n, m, k) and b (n, k, p) do not fit: a {a.shape}, b {b.shape}")
     backend = resolve(backend)
+    check_batched_matmul(backend, a, b)
     if backend == "cpu" and extension("cpu").gemm_simd:
         return extension("cpu").batched_matmul(a, b)
     return batched_matmul_reference(a, b)
@@ -24,4 +35,3 @@ def batched_matmul(a, b, backend=None):
 def batched_matmul_reference(a, b):
     """The reference: the array library's stacked matmul."""
     return a @ b
-

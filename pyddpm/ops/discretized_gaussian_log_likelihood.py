@@ -8,8 +8,9 @@ csrc/cuda/likelihood.cu.
 
 Shapes: x, means (B, ...); log_scales either of x's shape or one per sample: (B,) or (B, 1, ..., 1) (the
 fixed-variance DDPM's). A 1-D log_scales of length B always means one per sample, on every backend.
-Other broadcasting shapes (a scalar, (1, C, 1, 1), ...) are accepted by the numpy backend only; the cpu
-and cuda backends raise ValueError for them.
+Other broadcasting shapes (a scalar, (1, C, 1, 1), ...) raise ValueError on every backend; the reference
+function below broadcasts them as NumPy does. One float dtype for all three arrays: float32 (every
+backend) or float64 (numpy and cpu); C-contiguous on cpu and cuda.
 With per_sample_bpd=True the result is -mean(log p) / ln 2 over each sample, shape (B,): bits/dim,
 reduced in the same pass (in double on the CPU and on the GPU).
 """
@@ -19,11 +20,23 @@ import math
 import numpy as np
 
 from pyddpm import likelihood
-from pyddpm.ops import array_module
+from pyddpm.ops import array_module, checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 
 _FN = "discretized_gaussian_log_likelihood"
+
+
+def check_discretized_gaussian_log_likelihood(backend, x, means, log_scales, per_sample_bpd):
+    """The arguments, on every backend: x float (B, ...) not empty, means like x, log_scales like x or one per
+    sample, per_sample_bpd a bool; C-contiguous on cpu and cuda. Returns (log_scales, per_sample), with
+    (B, 1, ..., 1) log_scales as a (B,) view."""
+    checks.batch(_FN, backend, "x", x)
+    checks.float_array(_FN, backend, "means", means, x, "x")
+    checks.same_shape(_FN, "means", means, x, "x")
+    checks.contiguous(_FN, backend, {"x": x, "means": means})
+    checks.flag(_FN, "per_sample_bpd", per_sample_bpd)
+    return checks.per_element_or_sample(_FN, backend, "log_scales", log_scales, x, "x")
 
 
 def discretized_gaussian_log_likelihood(x, means, log_scales, per_sample_bpd=False, backend=None):
@@ -32,41 +45,21 @@ def discretized_gaussian_log_likelihood(x, means, log_scales, per_sample_bpd=Fal
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
     backend = resolve(backend)
+    log_scales, per_sample = check_discretized_gaussian_log_likelihood(backend, x, means, log_scales,
+                                                                       per_sample_bpd)
     if backend == "numpy":
         return discretized_gaussian_log_likelihood_reference(x, means, log_scales, per_sample_bpd)
-    check_batch(_FN, "x", x)
-    log_scales, per_sample = per_element_or_sample(_FN, "log_scales", log_scales, x.shape)
     if backend == "cpu":
         return extension("cpu").discretized_gaussian_log_likelihood(x, means, log_scales, per_sample_bpd)
     return _cuda(x, means, log_scales, per_sample, per_sample_bpd)
 
 
 def discretized_gaussian_log_likelihood_reference(x, means, log_scales, per_sample_bpd=False):
-    """The NumPy reference: pyddpm.likelihood's float64 evaluation, then the per-sample reduction."""
+    """The NumPy reference: pyddpm.likelihood's float64 evaluation, then the per-sample reduction. Unchecked:
+    it broadcasts any shapes NumPy broadcasts (a 1-D log_scales of length B still means one per sample)."""
     log_scales = per_sample_broadcastable(log_scales, x)
     log_p = likelihood.discretized_gaussian_log_likelihood(x, means, log_scales)
     return bits_per_dim(log_p, -1.0) if per_sample_bpd else log_p
-
-
-def check_batch(fn, name, a):
-    """A kernel's leading array must be a non-empty (B, ...) array."""
-    if getattr(a, "ndim", 0) < 1 or a.size == 0:
-        raise ValueError(f"{fn}: {name} must be a non-empty (B, ...) array, got shape {getattr(a, 'shape', ())}")
-
-
-def per_element_or_sample(fn, name, a, shape):
-    """(a, per_sample) for a kernel: a of ``shape``, or one value per sample as (B,) or (B, 1, ..., 1).
-
-    (B, 1, ..., 1) becomes a (B,) view. Any other shape raises: only the numpy backend broadcasts.
-    """
-    a_shape = getattr(a, "shape", ())
-    B = shape[0]
-    if tuple(a_shape) == tuple(shape):
-        return a, False
-    if len(a_shape) in (1, len(shape)) and a_shape[:1] == (B,) and all(s == 1 for s in a_shape[1:]):
-        return a.reshape(B), True
-    raise ValueError(f"{fn}: {name} must have shape {tuple(shape)} or ({B},) (one per sample), got {a_shape}; "
-                     f"only backend='numpy' broadcasts other shapes")
 
 
 def per_sample_broadcastable(a, like):

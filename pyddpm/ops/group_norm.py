@@ -5,13 +5,15 @@ Forward, for x of shape (B, C, H, W) split into G groups of C/G channels:
     z = (x - mean) * rstd * gamma + beta             rstd = 1 / sqrt(var + eps)
     y = z            (silu=False)
     y = z * sigmoid(z) (silu=True: the "normalize then swish" that opens every DDPM residual block)
-Shapes: x (B, C, H, W); gamma, beta (C,); mean, rstd (B, G) are saved for the backward.
+Shapes: x (B, C, H, W); gamma, beta (C,); mean, rstd (B, G) are saved for the backward. Every array of a call
+in one dtype: float32 (every backend) or float64 (numpy and cpu); C-contiguous on cpu and cuda. num_groups
+>= 1 divides C; eps is finite and >= 0. The dispatch functions check all of it first, on every backend.
 The fused kernels: csrc/kernels/group_norm.cuh (math), csrc/cpu/group_norm.cpp, csrc/cuda/group_norm.cu.
 """
 
 import numpy as np
 
-from pyddpm.ops import array_module
+from pyddpm.ops import array_module, checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 
@@ -24,15 +26,42 @@ def sigmoid(z):
     return 0.5 * (1.0 + xp.tanh(0.5 * z))
 
 
-def _check(x, gamma, beta, num_groups):
-    if x.ndim != 4:
-        raise ValueError(f"group_norm: x must be (B, C, H, W), got shape {x.shape}")
-    C = x.shape[1]
-    if num_groups < 1 or C % num_groups:
-        raise ValueError(f"group_norm: {C} channels do not split into {num_groups} groups")
+def check_group_norm(backend, x, gamma, beta, num_groups, silu, eps):
+    """group_norm's arguments, on every backend: x float (B, C, H, W) of positive sizes; gamma, beta (C,) in
+    x's dtype; num_groups >= 1 dividing C; silu a bool; eps finite and >= 0; C-contiguous on cpu and cuda.
+    Returns num_groups as an int."""
+    G = _check_layer("group_norm", backend, x, gamma, beta, num_groups, silu)
+    if checks.finite("group_norm", "eps", eps) < 0:
+        raise ValueError(f"group_norm: eps must be >= 0, got {eps}")
+    return G
+
+
+def check_group_norm_backward(backend, dy, x, gamma, beta, mean, rstd, num_groups, silu):
+    """group_norm_backward's arguments: group_norm's (but eps), dy of x's shape, mean and rstd (B, G), all in
+    x's dtype; C-contiguous on cpu and cuda. Returns num_groups as an int."""
+    fn = "group_norm_backward"
+    G = _check_layer(fn, backend, x, gamma, beta, num_groups, silu)
+    checks.float_array(fn, backend, "dy", dy, x, "x")
+    checks.shape(fn, "dy", dy, x.shape)
+    for name, a in (("mean", mean), ("rstd", rstd)):
+        checks.float_array(fn, backend, name, a, x, "x")
+        checks.shape(fn, name, a, (x.shape[0], G))
+    checks.contiguous(fn, backend, {"dy": dy, "mean": mean, "rstd": rstd})
+    return G
+
+
+def _check_layer(fn, backend, x, gamma, beta, num_groups, silu):
+    """x, gamma, beta, num_groups and silu, as both directions take them; returns num_groups as an int."""
+    C = checks.image(fn, backend, "x", x)[1]
     for name, p in (("gamma", gamma), ("beta", beta)):
-        if p.shape != (C,):
-            raise ValueError(f"group_norm: {name} must have shape ({C},), got {p.shape}")
+        checks.float_array(fn, backend, name, p, x, "x")
+        checks.shape(fn, name, p, (C,))
+    G = checks.integer(fn, "num_groups", num_groups, 1)
+    if C % G:
+        raise ValueError(f"{fn}: {C} channels do not split into {G} groups")
+    checks.flag(fn, "silu", silu)
+    checks.contiguous(fn, backend, {"x": x, "gamma": gamma, "beta": beta})
+    return G
 
 
 def group_norm(x, gamma, beta, num_groups, silu=False, eps=EPS, backend=None):
@@ -41,6 +70,7 @@ def group_norm(x, gamma, beta, num_groups, silu=False, eps=EPS, backend=None):
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
     backend = resolve(backend)
+    num_groups = check_group_norm(backend, x, gamma, beta, num_groups, silu, eps)
     if backend == "cpu":
         return extension("cpu").group_norm(x, gamma, beta, num_groups, silu, eps)
     if backend == "cuda":
@@ -51,6 +81,7 @@ def group_norm(x, gamma, beta, num_groups, silu=False, eps=EPS, backend=None):
 def group_norm_backward(dy, x, gamma, beta, mean, rstd, num_groups, silu=False, backend=None):
     """Gradients (dx, dgamma, dbeta) of group_norm's y, given dy (B, C, H, W) and the saved mean, rstd."""
     backend = resolve(backend)
+    num_groups = check_group_norm_backward(backend, dy, x, gamma, beta, mean, rstd, num_groups, silu)
     if backend == "cpu":
         return extension("cpu").group_norm_backward(dy, x, gamma, beta, mean, rstd, num_groups, silu)
     if backend == "cuda":
@@ -59,8 +90,9 @@ def group_norm_backward(dy, x, gamma, beta, mean, rstd, num_groups, silu=False, 
 
 
 def group_norm_reference(x, gamma, beta, num_groups, silu=False, eps=EPS):
-    """The NumPy reference of group_norm."""
-    _check(x, gamma, beta, num_groups)
+    """The NumPy reference of group_norm (also runs on CuPy arrays)."""
+    num_groups = check_group_norm("reference", x, gamma, beta, num_groups, silu, eps)
+    eps = float(eps)  # a Python float: NumPy rounds it to x's dtype (a NumPy float64 would lift float32 math)
     B, C = x.shape[:2]
     xg = x.reshape(B, num_groups, -1)
     mean = xg.mean(axis=2)
@@ -78,7 +110,7 @@ def group_norm_backward_reference(dy, x, gamma, beta, mean, rstd, num_groups, si
         dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
     and through the fused SiLU, dz = dy * s * (1 + z (1 - s)) with s = sigmoid(z).
     """
-    _check(x, gamma, beta, num_groups)
+    num_groups = check_group_norm_backward("reference", dy, x, gamma, beta, mean, rstd, num_groups, silu)
     B, C = x.shape[:2]
     xhat = ((x.reshape(B, num_groups, -1) - mean[:, :, None]) * rstd[:, :, None]).reshape(x.shape)
     if silu:
@@ -100,7 +132,6 @@ def _group_norm_cuda(x, gamma, beta, num_groups, silu, eps):
     import cupy
 
     fn, f32 = "group_norm", np.float32
-    _check(x, gamma, beta, num_groups)
     B, C, H, W = x.shape
     y = cupy.empty_like(x)
     mean, rstd = cupy.empty((B, num_groups), f32), cupy.empty((B, num_groups), f32)
@@ -114,7 +145,6 @@ def _group_norm_backward_cuda(dy, x, gamma, beta, mean, rstd, num_groups, silu):
     import cupy
 
     fn, f32 = "group_norm_backward", np.float32
-    _check(x, gamma, beta, num_groups)
     B, C, H, W = x.shape
     G = num_groups
     dx = cupy.empty_like(x)

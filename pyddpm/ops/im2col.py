@@ -9,14 +9,15 @@ Row order of cols is (c, ky, kx), matching w.reshape(C_out, C*k*k) for w of shap
 These are the copies behind every convolution of the noise-prediction network eps_theta(x_t, t) (Eq. 14,
 Ho et al. 2020).
 
-Every function takes backend="numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend);
-the fast backends need C-contiguous float arrays (float32 or float64 on cpu, float32 on cuda) and return
-exactly the reference's layouts.
+Every function takes backend="numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend)
+and checks its arguments first, on every backend (the check_* functions below): float32 or float64 arrays
+(cuda: float32), non-empty, C-contiguous on cpu and cuda (numpy takes any strides); the fast backends
+return exactly the reference's layouts.
 """
 
 import numpy as np
 
-from pyddpm.ops import array_module
+from pyddpm.ops import array_module, checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 
@@ -32,6 +33,7 @@ def output_size(size, k, stride, padding):
 def im2col(x, k, stride=1, padding=0, backend=None):
     """Returns cols (B, C*k*k, Ho*Wo) for x (B, C, H, W)."""
     backend = resolve(backend)
+    k, stride, padding = check_im2col(backend, x, k, stride, padding)
     if backend == "cpu":
         return extension("cpu").im2col(x, k, stride, padding)
     if backend == "cuda":
@@ -42,18 +44,19 @@ def im2col(x, k, stride=1, padding=0, backend=None):
 def col2im(cols, x_shape, k, stride=1, padding=0, backend=None):
     """The adjoint of im2col: sums cols (B, C*k*k, Ho*Wo) into an image of shape x_shape (B, C, H, W)."""
     backend = resolve(backend)
+    x_shape, k, stride, padding = check_col2im(backend, cols, x_shape, k, stride, padding)
     if backend == "cpu":
-        return extension("cpu").col2im(cols, tuple(x_shape), k, stride, padding)
+        return extension("cpu").col2im(cols, x_shape, k, stride, padding)
     if backend == "cuda":
-        return _col2im_cuda(cols, tuple(x_shape), k, stride, padding)
+        return _col2im_cuda(cols, x_shape, k, stride, padding)
     return col2im_reference(cols, x_shape, k, stride, padding)
 
 
 def im2col_rows(x, k, padding, backend=None):
     """Returns cols (C*k*k, B*H*Wp), Wp = W + 2*padding, for x (B, C, H, W) and a stride-1 "same" conv
     (2*padding == k - 1, so Ho = H, Wo = W): the row layout described below."""
-    _check_same("im2col_rows", k, padding)
     backend = resolve(backend)
+    k, padding = check_im2col_rows(backend, x, k, padding)
     if backend == "cpu":
         return extension("cpu").im2col_rows(x, k, padding)
     if backend == "cuda":
@@ -63,18 +66,19 @@ def im2col_rows(x, k, padding, backend=None):
 
 def col2im_rows(dcols, x_shape, k, padding, backend=None):
     """The adjoint of im2col_rows: dcols (C*k*k, B*H*Wp) -> image gradient of shape x_shape (B, C, H, W)."""
-    _check_same("col2im_rows", k, padding)
     backend = resolve(backend)
+    x_shape, k, padding = check_col2im_rows(backend, dcols, x_shape, k, padding)
     if backend == "cpu":
-        return extension("cpu").col2im_rows(dcols, tuple(x_shape), k, padding)
+        return extension("cpu").col2im_rows(dcols, x_shape, k, padding)
     if backend == "cuda":
-        return _col2im_rows_cuda(dcols, tuple(x_shape), k, padding)
+        return _col2im_rows_cuda(dcols, x_shape, k, padding)
     return col2im_rows_reference(dcols, x_shape, k, padding)
 
 
 def rows_to_nchw(y, B, H, W, padding, backend=None):
     """A matmul result y (C_out, B*H*Wp) in row layout -> (B, C_out, H, W), dropping the junk columns."""
     backend = resolve(backend)
+    B, H, W, padding = check_rows_to_nchw(backend, y, B, H, W, padding)
     if backend == "cpu":
         return extension("cpu").rows_to_nchw(y, B, H, W, padding)
     if backend == "cuda":
@@ -85,6 +89,7 @@ def rows_to_nchw(y, B, H, W, padding, backend=None):
 def nchw_to_rows(g, padding, backend=None):
     """g (B, C, H, W) -> (C, B*H*Wp) in row layout with zeros in the junk columns (rows_to_nchw's adjoint)."""
     backend = resolve(backend)
+    padding = check_nchw_to_rows(backend, g, padding)
     if backend == "cpu":
         return extension("cpu").nchw_to_rows(g, padding)
     if backend == "cuda":
@@ -92,10 +97,91 @@ def nchw_to_rows(g, padding, backend=None):
     return nchw_to_rows_reference(g, padding)
 
 
-def _check_same(fn, k, padding):
+# --- The checks each function above makes first, on every backend ------------------------------------------
+# Arrays float32 or float64 (cuda: float32), non-empty, C-contiguous on cpu and cuda; sizes positive
+# integers, padding >= 0; each returns its integer arguments as ints.
+
+def check_im2col(backend, x, k, stride, padding):
+    """x (B, C, H, W); k, stride >= 1, padding >= 0, the window fitting the padded image. Returns
+    (k, stride, padding)."""
+    fn = "im2col"
+    _, _, H, W = checks.image(fn, backend, "x", x)
+    k, stride, padding = _geometry(fn, H, W, k, stride, padding)[:3]
+    checks.contiguous(fn, backend, {"x": x})
+    return k, stride, padding
+
+
+def check_col2im(backend, cols, x_shape, k, stride, padding):
+    """x_shape (B, C, H, W) and the geometry as im2col's; cols (B, C*k*k, Ho*Wo). Returns (x_shape, k,
+    stride, padding)."""
+    fn = "col2im"
+    B, C, H, W = x_shape = checks.image_shape(fn, "x_shape", x_shape)
+    k, stride, padding, Ho, Wo = _geometry(fn, H, W, k, stride, padding)
+    checks.float_array(fn, backend, "cols", cols)
+    checks.shape(fn, "cols", cols, (B, C * k * k, Ho * Wo))
+    checks.contiguous(fn, backend, {"cols": cols})
+    return x_shape, k, stride, padding
+
+
+def check_im2col_rows(backend, x, k, padding):
+    """x (B, C, H, W); k >= 1 and padding >= 0 with 2*padding == k - 1. Returns (k, padding)."""
+    fn = "im2col_rows"
+    k, padding = _same(fn, k, padding)
+    checks.image(fn, backend, "x", x)
+    checks.contiguous(fn, backend, {"x": x})
+    return k, padding
+
+
+def check_col2im_rows(backend, dcols, x_shape, k, padding):
+    """x_shape (B, C, H, W), k and padding as im2col_rows'; dcols (C*k*k, B*H*Wp). Returns (x_shape, k,
+    padding)."""
+    fn = "col2im_rows"
+    k, padding = _same(fn, k, padding)
+    B, C, H, W = x_shape = checks.image_shape(fn, "x_shape", x_shape)
+    checks.float_array(fn, backend, "dcols", dcols)
+    checks.shape(fn, "dcols", dcols, (C * k * k, B * H * (W + 2 * padding)))
+    checks.contiguous(fn, backend, {"dcols": dcols})
+    return x_shape, k, padding
+
+
+def check_rows_to_nchw(backend, y, B, H, W, padding):
+    """B, H, W >= 1, padding >= 0; y (C_out, B*H*Wp) with C_out >= 1. Returns (B, H, W, padding)."""
+    fn = "rows_to_nchw"
+    B, H, W = (checks.integer(fn, name, n, 1) for name, n in (("B", B), ("H", H), ("W", W)))
+    padding = checks.integer(fn, "padding", padding, 0)
+    checks.float_array(fn, backend, "y", y)
+    checks.shape(fn, "y", y, (-1, B * H * (W + 2 * padding)))
+    if y.shape[0] < 1:
+        raise ValueError(f"{fn}: y must have at least one row (C_out >= 1), got shape {y.shape}")
+    checks.contiguous(fn, backend, {"y": y})
+    return B, H, W, padding
+
+
+def check_nchw_to_rows(backend, g, padding):
+    """g (B, C, H, W); padding >= 0. Returns padding."""
+    fn = "nchw_to_rows"
+    padding = checks.integer(fn, "padding", padding, 0)
+    checks.image(fn, backend, "g", g)
+    checks.contiguous(fn, backend, {"g": g})
+    return padding
+
+
+def _geometry(fn, H, W, k, stride, padding):
+    """(k, stride, padding, Ho, Wo), checked: k, stride >= 1, padding >= 0, the window fitting the image."""
+    k, stride = checks.integer(fn, "k", k, 1), checks.integer(fn, "stride", stride, 1)
+    padding = checks.integer(fn, "padding", padding, 0)
+    if H + 2 * padding < k or W + 2 * padding < k:
+        raise ValueError(f"{fn}: an image of {H} x {W} is too small for kernel {k} with padding {padding}")
+    return k, stride, padding, (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
+
+
+def _same(fn, k, padding):
+    """(k, padding) of the row layout: k >= 1, padding >= 0 and 'same' padding (2*padding == k - 1)."""
+    k, padding = checks.integer(fn, "k", k, 1), checks.integer(fn, "padding", padding, 0)
     if 2 * padding != k - 1:
         raise ValueError(f"{fn}: the row layout needs 'same' padding (2*padding == k - 1), got k {k}, "
                          f"padding {padding}")
+    return k, padding
 
 
 def im2col_reference(x, k, stride=1, padding=0):
@@ -190,16 +276,10 @@ def nchw_to_rows_reference(g, padding):
 _F32 = np.float32
 
 
-def _image_shape(fn, name, a):
-    if a.ndim != 4:
-        raise ValueError(f"{fn}: {name} must be (B, C, H, W), got shape {a.shape}")
-    return a.shape
-
-
 def _im2col_cuda(x, k, stride, padding):
     import cupy
 
-    B, C, H, W = _image_shape("im2col", "x", x)
+    B, C, H, W = x.shape
     Ho, Wo = output_size(H, k, stride, padding), output_size(W, k, stride, padding)
     cols = cupy.empty((B, C * k * k, Ho * Wo), _F32)
     extension("cuda").im2col(device_ptr("im2col", "x", x, _F32, (-1, -1, -1, -1)), cols.data.ptr,
@@ -221,7 +301,7 @@ def _col2im_cuda(cols, x_shape, k, stride, padding):
 def _im2col_rows_cuda(x, k, padding):
     import cupy
 
-    B, C, H, W = _image_shape("im2col_rows", "x", x)  # "same" padding: Ho = H, Wo = W always fit
+    B, C, H, W = x.shape  # "same" padding: Ho = H, Wo = W always fit
     cols = cupy.empty((C * k * k, B * H * (W + 2 * padding)), _F32)
     extension("cuda").im2col_rows(device_ptr("im2col_rows", "x", x, _F32, (-1, -1, -1, -1)), cols.data.ptr,
                                   B, C, H, W, k, padding, stream_ptr())
@@ -251,7 +331,7 @@ def _rows_to_nchw_cuda(y, B, H, W, padding):
 def _nchw_to_rows_cuda(g, padding):
     import cupy
 
-    B, C, H, W = _image_shape("nchw_to_rows", "g", g)
+    B, C, H, W = g.shape
     ptr = device_ptr("nchw_to_rows", "g", g, _F32, (-1, -1, -1, -1))
     out = cupy.empty((C, B * H * (W + 2 * padding)), _F32)
     extension("cuda").nchw_to_rows(ptr, out.data.ptr, B, C, H, W, padding, stream_ptr())

@@ -6,19 +6,35 @@ and csrc/cuda/likelihood.cu (they fold the -1 into expm1, so near-equal variance
 
 Shapes: mean1, mean2 (B, ...); logvar1, logvar2 each of mean1's shape or one per sample, (B,) or
 (B, 1, ..., 1). A 1-D logvar of length B always means one per sample, on every backend. Other
-broadcasting shapes (scalars, ...) are accepted by the numpy backend only; cpu and cuda raise ValueError.
+broadcasting shapes (scalars, ...) raise ValueError on every backend; the reference function broadcasts
+them as NumPy does. One float dtype for all four arrays: float32 (every backend) or float64 (numpy and
+cpu); C-contiguous on cpu and cuda.
 With per_sample_bpd=True the result is mean(KL) / ln 2 over each sample, shape (B,), reduced in the same pass.
 """
 
 import numpy as np
 
 from pyddpm import likelihood
+from pyddpm.ops import checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
-from pyddpm.ops.discretized_gaussian_log_likelihood import (bits_per_dim, check_batch, per_element_or_sample,
-                                                            per_sample_broadcastable)
+from pyddpm.ops.discretized_gaussian_log_likelihood import bits_per_dim, per_sample_broadcastable
 
 _FN = "normal_kl"
+
+
+def check_normal_kl(backend, mean1, logvar1, mean2, logvar2, per_sample_bpd):
+    """The arguments, on every backend: mean1 float (B, ...) not empty, mean2 like it, each logvar like mean1
+    or one per sample, per_sample_bpd a bool; C-contiguous on cpu and cuda. Returns (logvar1, per_sample1,
+    logvar2, per_sample2), (B, 1, ..., 1) logvars as (B,) views."""
+    checks.batch(_FN, backend, "mean1", mean1)
+    checks.float_array(_FN, backend, "mean2", mean2, mean1, "mean1")
+    checks.same_shape(_FN, "mean2", mean2, mean1, "mean1")
+    checks.contiguous(_FN, backend, {"mean1": mean1, "mean2": mean2})
+    checks.flag(_FN, "per_sample_bpd", per_sample_bpd)
+    logvar1, per_sample1 = checks.per_element_or_sample(_FN, backend, "logvar1", logvar1, mean1, "mean1")
+    logvar2, per_sample2 = checks.per_element_or_sample(_FN, backend, "logvar2", logvar2, mean1, "mean1")
+    return logvar1, per_sample1, logvar2, per_sample2
 
 
 def normal_kl(mean1, logvar1, mean2, logvar2, per_sample_bpd=False, backend=None):
@@ -27,18 +43,18 @@ def normal_kl(mean1, logvar1, mean2, logvar2, per_sample_bpd=False, backend=None
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
     backend = resolve(backend)
+    logvar1, per_sample1, logvar2, per_sample2 = check_normal_kl(backend, mean1, logvar1, mean2, logvar2,
+                                                                 per_sample_bpd)
     if backend == "numpy":
         return normal_kl_reference(mean1, logvar1, mean2, logvar2, per_sample_bpd)
-    check_batch(_FN, "mean1", mean1)
-    logvar1, per_sample1 = per_element_or_sample(_FN, "logvar1", logvar1, mean1.shape)
-    logvar2, per_sample2 = per_element_or_sample(_FN, "logvar2", logvar2, mean1.shape)
     if backend == "cpu":
         return extension("cpu").normal_kl(mean1, logvar1, mean2, logvar2, per_sample_bpd)
     return _cuda(mean1, logvar1, per_sample1, mean2, logvar2, per_sample2, per_sample_bpd)
 
 
 def normal_kl_reference(mean1, logvar1, mean2, logvar2, per_sample_bpd=False):
-    """The NumPy reference: pyddpm.likelihood.normal_kl, then the per-sample reduction."""
+    """The NumPy reference: pyddpm.likelihood.normal_kl, then the per-sample reduction. Unchecked: it
+    broadcasts any shapes NumPy broadcasts (a 1-D logvar of length B still means one per sample)."""
     like = mean1 if getattr(mean1, "ndim", 0) else mean2
     logvar1, logvar2 = per_sample_broadcastable(logvar1, like), per_sample_broadcastable(logvar2, like)
     kl = likelihood.normal_kl(mean1, logvar1, mean2, logvar2)

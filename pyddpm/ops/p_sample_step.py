@@ -15,8 +15,8 @@ Per-sample coefficients are read in float64, rounded once to the data's dtype an
 kernels sigma_t = exp(0.5 log sigma_t^2) is computed in float64 before the rounding (the reference
 exponentiates the rounded log: the two differ by at most an ulp of sigma_t in float32).
 
-At index 0 the kernels add no noise term at all, so x_prev is the mean bit for bit whatever the noise
-holds; the reference multiplies the noise by 0, as GaussianDiffusion always has (equal for finite noise).
+At index 0 no backend adds a noise term at all, so x_prev is the mean bit for bit whatever the noise holds
+(a NaN there does not reach x_prev).
 The fused kernels: csrc/kernels/p_sample_step.cuh (math), csrc/cpu/p_sample_step.cpp, csrc/cuda/p_sample_step.cu.
 """
 
@@ -24,10 +24,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pyddpm.ops import array_module
+from pyddpm.ops import array_module, checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
-from pyddpm.ops.q_sample import check_step_args, gather
+from pyddpm.ops.q_sample import gather
 
 MEAN_TYPES = ("eps", "x0")
 
@@ -41,6 +41,24 @@ class ReverseStepTables(NamedTuple):
     model_log_variance: np.ndarray           # log sigma_t^2 of p(x_{t-1} | x_t) (Sec. 3.2)
 
 
+def check_p_sample_step(backend, model_output, x_t, t, noise, tables, mean_type, clip_denoised, return_pred_x0):
+    """p_sample_step's arguments, on every backend (see checks.timestep_args): model_output, x_t, noise float
+    (B, ...) of one shape and dtype, t int64 (B,) in 0..T-1, tables five float64 (T,) arrays, mean_type one
+    of MEAN_TYPES, the two flags bools. Returns tables as a ReverseStepTables."""
+    fn = "p_sample_step"
+    if mean_type not in MEAN_TYPES:
+        raise ValueError(f"{fn}: mean_type must be one of {MEAN_TYPES}, got {mean_type!r}")
+    try:
+        tables = ReverseStepTables(*tables)
+    except TypeError:  # not a sequence, or not five of them
+        raise TypeError(f"{fn}: tables must be a ReverseStepTables (five float64 (T,) arrays), got "
+                        f"{type(tables).__name__}") from None
+    checks.timestep_args(fn, backend, t, tables._asdict(), {"x_t": x_t, "model_output": model_output, "noise": noise})
+    checks.flag(fn, "clip_denoised", clip_denoised)
+    checks.flag(fn, "return_pred_x0", return_pred_x0)
+    return tables
+
+
 def p_sample_step(model_output, x_t, t, noise, tables, mean_type="eps", clip_denoised=True, return_pred_x0=True,
                   backend=None):
     """One reverse step: returns (x_prev, pred_x0), both (B, ...) like x_t; pred_x0 is None when
@@ -49,12 +67,10 @@ def p_sample_step(model_output, x_t, t, noise, tables, mean_type="eps", clip_den
 
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
-    if mean_type not in MEAN_TYPES:
-        raise ValueError(f"p_sample_step: mean_type must be one of {MEAN_TYPES}, got {mean_type!r}")
-    tables = ReverseStepTables(*tables)
     backend = resolve(backend)
+    tables = check_p_sample_step(backend, model_output, x_t, t, noise, tables, mean_type, clip_denoised,
+                                 return_pred_x0)
     if backend == "cpu":
-        check_step_args("p_sample_step", t, tables, model_output=model_output, x_t=x_t, noise=noise)
         return extension("cpu").p_sample_step(model_output, x_t, t, noise, *tables, mean_type == "eps",
                                               clip_denoised, return_pred_x0)
     if backend == "cuda":
@@ -64,9 +80,10 @@ def p_sample_step(model_output, x_t, t, noise, tables, mean_type="eps", clip_den
 
 def p_sample_step_reference(model_output, x_t, t, noise, tables, mean_type="eps", clip_denoised=True,
                             return_pred_x0=True):
-    """The NumPy reference of p_sample_step: GaussianDiffusion's former p_mean_variance + p_sample, op for op."""
-    tables = ReverseStepTables(*tables)
-    check_step_args("p_sample_step", t, tables, model_output=model_output, x_t=x_t, noise=noise)
+    """The NumPy reference of p_sample_step: GaussianDiffusion's former p_mean_variance + p_sample, op for op
+    (but that the noise term is dropped at index 0 rather than multiplied by 0, as the kernels drop it)."""
+    tables = check_p_sample_step("reference", model_output, x_t, t, noise, tables, mean_type, clip_denoised,
+                                 return_pred_x0)
     xp = array_module(x_t)
     if mean_type == "eps":
         pred_x0 = (gather(tables.sqrt_recip_alphas_cumprod, t, x_t) * x_t
@@ -77,8 +94,8 @@ def p_sample_step_reference(model_output, x_t, t, noise, tables, mean_type="eps"
         pred_x0 = xp.clip(pred_x0, -1.0, 1.0)
     mean = gather(tables.posterior_mean_coef1, t, x_t) * pred_x0 + gather(tables.posterior_mean_coef2, t, x_t) * x_t
     log_variance = gather(tables.model_log_variance, t, x_t)
-    keep = 1.0 - xp.asarray(t == 0).astype(x_t.dtype).reshape(log_variance.shape)
-    x_prev = mean + keep * xp.exp(0.5 * log_variance) * noise
+    last = xp.asarray(t == 0).reshape(log_variance.shape)
+    x_prev = mean + xp.where(last, 0, xp.exp(0.5 * log_variance) * noise)  # z = 0 at index 0, whatever noise holds
     return x_prev, (pred_x0 if return_pred_x0 else None)
 
 
@@ -88,8 +105,7 @@ def _p_sample_step_cuda(model_output, x_t, t, noise, tables, mean_type, clip_den
     fn, f32, f64 = "p_sample_step", np.float32, np.float64
     tables = tuple(cupy.asarray(a) for a in tables)
     t = cupy.asarray(t)
-    B, T = check_step_args(fn, t, tables, model_output=model_output, x_t=x_t, noise=noise)
-    n = x_t.size // B
+    (B, T), n = t.shape + tables[0].shape, x_t.size // t.shape[0]
     x_prev = cupy.empty_like(x_t)
     pred_x0 = cupy.empty_like(x_t) if return_pred_x0 else None
     table_ptrs = [device_ptr(fn, name, a, f64, (T,)) for name, a in zip(ReverseStepTables._fields, tables)]

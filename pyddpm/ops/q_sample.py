@@ -12,43 +12,18 @@ The fused kernels: csrc/kernels/q_sample.cuh (math), csrc/cpu/q_sample.cpp, csrc
 
 import numpy as np
 
-from pyddpm.ops import array_module
+from pyddpm.ops import array_module, checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 
 
-def check_step_args(fn, t, tables, **data):
-    """The checks every backend makes before any table is read; returns (B, T).
-
-    data: the (B, ...) arrays by name, all of one shape and one float dtype; t: int64 (B,) in 0..T-1;
-    tables: float64 (T,) each. Raises TypeError for a dtype, ValueError for a shape or a t out of range.
-    Every backend's dispatch runs them (so all raise the same errors); the CPU extension checks again
-    (dtypes, shapes, contiguity and t's range) before touching memory, the CUDA kernels guard t's range.
-    """
-    (first, x), *rest = data.items()
-    if x.ndim < 1 or x.size == 0:
-        raise ValueError(f"{fn}: {first} must be a non-empty (B, ...) array, got shape {x.shape}")
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{fn}: {first} must be float32 or float64, got {x.dtype}")
-    for name, a in rest:
-        if a.dtype != x.dtype:
-            raise TypeError(f"{fn}: {name} must be {x.dtype} like {first}, got {a.dtype}")
-        if a.shape != x.shape:
-            raise ValueError(f"{fn}: {name} must have the shape of {first} {x.shape}, got {a.shape}")
-    B, T = x.shape[0], tables[0].shape[0] if tables[0].ndim == 1 else -1
-    for i, table in enumerate(tables):
-        if table.dtype != np.float64:
-            raise TypeError(f"{fn}: coefficient table {i} must be float64, got {table.dtype}")
-        if table.ndim != 1 or table.shape[0] != T or T < 1:
-            raise ValueError(f"{fn}: coefficient table {i} must have shape (T,) like the first, got {table.shape}")
-    if t.dtype != np.int64:
-        raise TypeError(f"{fn}: t must be int64, got {t.dtype}")
-    if t.shape != (B,):
-        raise ValueError(f"{fn}: t must have shape ({B},), got {t.shape}")
-    lo, hi = int(t.min()), int(t.max())  # one small device->host copy when t is a CuPy array
-    if lo < 0 or hi >= T:
-        raise ValueError(f"{fn}: t must lie in 0..{T - 1}, got {lo}..{hi}")
-    return B, T
+def check_q_sample(backend, x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod):
+    """q_sample's arguments, on every backend (see checks.timestep_args): x0 and noise float (B, ...) of one
+    shape and dtype, t int64 (B,) in 0..T-1, the tables float64 (T,). Returns (B, T)."""
+    return checks.timestep_args("q_sample", backend, t,
+                                {"sqrt_alphas_cumprod": sqrt_alphas_cumprod,
+                                 "sqrt_one_minus_alphas_cumprod": sqrt_one_minus_alphas_cumprod},
+                                {"x0": x0, "noise": noise})
 
 
 def gather(table, t, x):
@@ -65,8 +40,8 @@ def q_sample(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod, b
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
     backend = resolve(backend)
+    check_q_sample(backend, x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod)
     if backend == "cpu":
-        check_step_args("q_sample", t, (sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod), x0=x0, noise=noise)
         return extension("cpu").q_sample(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod)
     if backend == "cuda":
         return _q_sample_cuda(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod)
@@ -75,8 +50,7 @@ def q_sample(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod, b
 
 def q_sample_reference(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod):
     """The NumPy reference of q_sample (also runs on CuPy arrays)."""
-    tables = (sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod)
-    check_step_args("q_sample", t, tables, x0=x0, noise=noise)
+    check_q_sample("reference", x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod)
     return gather(sqrt_alphas_cumprod, t, x0) * x0 + gather(sqrt_one_minus_alphas_cumprod, t, x0) * noise
 
 
@@ -86,8 +60,7 @@ def _q_sample_cuda(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cump
     fn, f32, f64 = "q_sample", np.float32, np.float64
     tables = tuple(cupy.asarray(a) for a in (sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod))
     t = cupy.asarray(t)
-    B, T = check_step_args(fn, t, tables, x0=x0, noise=noise)
-    n = x0.size // B
+    (B, T), n = t.shape + tables[0].shape, x0.size // t.shape[0]
     xt = cupy.empty_like(x0)
     extension("cuda").q_sample(device_ptr(fn, "x0", x0, f32, x0.shape), device_ptr(fn, "t", t, np.int64, (B,)),
                                device_ptr(fn, "noise", noise, f32, x0.shape),

@@ -24,7 +24,7 @@ import functools
 
 import numpy as np
 
-from pyddpm.ops import array_module
+from pyddpm.ops import array_module, checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.batched_matmul import batched_matmul
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
@@ -43,6 +43,7 @@ def tiles(n):
 def winograd_input(x, backend=None):
     """x (B, C, H, W) -> V (16, C, P): B^T d B of each 4x4 input tile d (zero padding 1)."""
     backend = resolve(backend)
+    check_winograd_input(backend, x)
     if backend == "cpu":
         return extension("cpu").winograd_input(x)
     if backend == "cuda":
@@ -53,26 +54,29 @@ def winograd_input(x, backend=None):
 def winograd_input_grad(dv, x_shape, backend=None):
     """The adjoint of winograd_input: dV (16, C, P) -> dx of shape x_shape (B, C, H, W)."""
     backend = resolve(backend)
+    x_shape = check_winograd_input_grad(backend, dv, x_shape)
     if backend == "cpu":
-        return extension("cpu").winograd_input_grad(dv, tuple(x_shape))
+        return extension("cpu").winograd_input_grad(dv, x_shape)
     if backend == "cuda":
-        return _winograd_input_grad_cuda(dv, tuple(x_shape))
+        return _winograd_input_grad_cuda(dv, x_shape)
     return winograd_input_grad_reference(dv, x_shape)
 
 
 def winograd_output(m, y_shape, bias=None, backend=None):
     """M (16, K, P) -> y of shape y_shape (B, K, H, W): A^T m A of each tile, plus bias (K,) if given."""
     backend = resolve(backend)
+    y_shape = check_winograd_output(backend, m, y_shape, bias)
     if backend == "cpu":
-        return extension("cpu").winograd_output(m, tuple(y_shape), bias)
+        return extension("cpu").winograd_output(m, y_shape, bias)
     if backend == "cuda":
-        return _winograd_output_cuda(m, tuple(y_shape), bias)
+        return _winograd_output_cuda(m, y_shape, bias)
     return winograd_output_reference(m, y_shape, bias)
 
 
 def winograd_output_grad(dy, backend=None):
     """The adjoint of winograd_output: dy (B, K, H, W) -> dM (16, K, P)."""
     backend = resolve(backend)
+    check_winograd_output_grad(backend, dy)
     if backend == "cpu":
         return extension("cpu").winograd_output_grad(dy)
     if backend == "cuda":
@@ -85,6 +89,7 @@ def winograd_conv(x, u, bias=None, backend=None, one_pass=True):
     or None -> y (B, K, H, W) = winograd_output(U @ winograd_input(x)) + bias. one_pass: take the one-pass
     kernel where there is one (one_pass_available)."""
     backend = resolve(backend)
+    check_winograd_conv(backend, x, u, bias, one_pass)
     if one_pass and one_pass_available(backend, x.shape[3]):
         return extension("cpu").winograd_conv(x, u, bias)
     B, _, H, W = x.shape
@@ -97,12 +102,90 @@ def winograd_conv_backward(x, u, dy, need_dx=True, need_du=True, need_db=False, 
     needed. dM = winograd_output_grad(dy); dx = winograd_input_grad(U^T @ dM); dU = dM @ V^T, V from x;
     db = dy's sum over samples and pixels (in one pass, taken as dy goes by)."""
     backend = resolve(backend)
+    check_winograd_conv_backward(backend, x, u, dy, need_dx, need_du, need_db, one_pass)
     if one_pass and one_pass_available(backend, x.shape[3]):
         return tuple(extension("cpu").winograd_conv_backward(x, u, dy, need_dx, need_du, need_db))
     dm = winograd_output_grad(dy, backend)
     dx = winograd_input_grad(batched_matmul(u.swapaxes(1, 2), dm, backend), x.shape, backend) if need_dx else None
     du = batched_matmul(dm, winograd_input(x, backend).swapaxes(1, 2), backend) if need_du else None
     return dx, du, dy.sum(axis=(0, 2, 3)) if need_db else None
+
+
+# --- The checks each function above makes first, on every backend ------------------------------------------
+# Arrays float32 or float64 (cuda: float32) of one dtype per call, non-empty; image shapes four positive
+# integers; C-contiguous on cpu and cuda where a kernel reads the array (numpy takes any strides).
+
+def check_winograd_input(backend, x):
+    """x (B, C, H, W)."""
+    checks.image("winograd_input", backend, "x", x)
+    checks.contiguous("winograd_input", backend, {"x": x})
+
+
+def check_winograd_input_grad(backend, dv, x_shape):
+    """x_shape (B, C, H, W); dv (16, C, P), P = B * ceil(H/2) * ceil(W/2). Returns x_shape as ints."""
+    fn = "winograd_input_grad"
+    B, C, H, W = x_shape = checks.image_shape(fn, "x_shape", x_shape)
+    checks.float_array(fn, backend, "dv", dv)
+    checks.shape(fn, "dv", dv, (16, C, B * tiles(H) * tiles(W)))
+    checks.contiguous(fn, backend, {"dv": dv})
+    return x_shape
+
+
+def check_winograd_output(backend, m, y_shape, bias):
+    """y_shape (B, K, H, W); m (16, K, P); bias None or (K,) in m's dtype. Returns y_shape as ints."""
+    fn = "winograd_output"
+    B, K, H, W = y_shape = checks.image_shape(fn, "y_shape", y_shape)
+    checks.float_array(fn, backend, "m", m)
+    checks.shape(fn, "m", m, (16, K, B * tiles(H) * tiles(W)))
+    checks.contiguous(fn, backend, {"m": m})
+    _check_bias(fn, backend, bias, m, "m", K)
+    return y_shape
+
+
+def check_winograd_output_grad(backend, dy):
+    """dy (B, K, H, W)."""
+    checks.image("winograd_output_grad", backend, "dy", dy)
+    checks.contiguous("winograd_output_grad", backend, {"dy": dy})
+
+
+def check_winograd_conv(backend, x, u, bias, one_pass):
+    """x (B, C, H, W); u (16, K, C) with K >= 1 in x's dtype; bias None or (K,); one_pass a bool. On cpu
+    x, u and bias C-contiguous (the one-pass kernel reads all three); on cuda x and bias."""
+    fn = "winograd_conv"
+    K = _check_conv(fn, backend, x, u)
+    _check_bias(fn, backend, bias, x, "x", K)
+    checks.flag(fn, "one_pass", one_pass)
+
+
+def check_winograd_conv_backward(backend, x, u, dy, need_dx, need_du, need_db, one_pass):
+    """x and u as winograd_conv's; dy (B, K, H, W) in x's dtype, C-contiguous on cpu and cuda; the flags
+    bools."""
+    fn = "winograd_conv_backward"
+    K = _check_conv(fn, backend, x, u)
+    B, _, H, W = x.shape
+    checks.float_array(fn, backend, "dy", dy, x, "x")
+    checks.shape(fn, "dy", dy, (B, K, H, W))
+    checks.contiguous(fn, backend, {"dy": dy})
+    for name, value in (("need_dx", need_dx), ("need_du", need_du), ("need_db", need_db), ("one_pass", one_pass)):
+        checks.flag(fn, name, value)
+
+
+def _check_conv(fn, backend, x, u):
+    """x (B, C, H, W) and u (16, K, C), K >= 1, of one dtype; returns K."""
+    C = checks.image(fn, backend, "x", x)[1]
+    checks.float_array(fn, backend, "u", u, x, "x")
+    checks.shape(fn, "u", u, (16, -1, C))
+    if u.shape[1] < 1:
+        raise ValueError(f"{fn}: u must have shape (16, K, {C}) with K >= 1, got {checks.format_shape(u.shape)}")
+    checks.contiguous(fn, backend, {"x": x, "u": u} if backend == "cpu" else {"x": x})
+    return u.shape[1]
+
+
+def _check_bias(fn, backend, bias, like, like_name, K):
+    if bias is not None:
+        checks.float_array(fn, backend, "bias", bias, like, like_name)
+        checks.shape(fn, "bias", bias, (K,))
+        checks.contiguous(fn, backend, {"bias": bias})
 
 
 def one_pass_available(backend, width):
@@ -140,9 +223,22 @@ def winograd_weight_grad(du):
 
 
 def _along(t, m, axis):
-    """Apply the matrix m (out, 4 or 2) along `axis` of t: t' [.., i, ..] = sum_j m[i, j] t[.., j, ..]."""
+    """Apply the matrix m (out, in) of 0 and +-1 entries along `axis` of t: t'[.., i, ..] = sum_j m[i, j]
+    t[.., j, ..], adding the terms of the nonzero m[i, j] only, left to right, as the kernels spell the
+    transforms out. So a NaN or inf in t reaches only the outputs whose formula reads it, on every backend
+    (a dense product would spread it to the whole tile through 0 * NaN = NaN)."""
     xp = array_module(t)
-    return xp.moveaxis(xp.tensordot(xp.asarray(m, dtype=t.dtype), t, axes=([1], [axis])), 0, axis)
+    rows = []
+    for i in range(m.shape[0]):
+        acc = None
+        for j in np.flatnonzero(m[i]):
+            term = xp.take(t, j, axis=axis)
+            if acc is None:
+                acc = term if m[i, j] > 0 else -term
+            else:
+                acc = acc + term if m[i, j] > 0 else acc - term
+        rows.append(acc)
+    return xp.stack(rows, axis=axis)
 
 
 def winograd_input_reference(x):
@@ -200,18 +296,11 @@ def winograd_output_grad_reference(dy):
 _F32 = np.float32
 
 
-def _image_dims(fn, name, shape):
-    """(B, C, H, W) of an image shape given as a tuple, each positive."""
-    if len(shape) != 4 or any(int(n) <= 0 for n in shape):
-        raise ValueError(f"{fn}: {name} must be (B, C, H, W) of positive sizes, got {shape}")
-    return tuple(int(n) for n in shape)
-
-
 def _winograd_input_cuda(x):
     import cupy
 
-    ptr = device_ptr("winograd_input", "x", x, _F32, (-1, -1, -1, -1))
-    B, C, H, W = _image_dims("winograd_input", "x", x.shape)
+    ptr = device_ptr("winograd_input", "x", x, _F32, x.shape)
+    B, C, H, W = x.shape
     v = cupy.empty((16, C, B * tiles(H) * tiles(W)), _F32)
     extension("cuda").winograd_input(ptr, v.data.ptr, B, C, H, W, stream_ptr())
     return v
@@ -220,7 +309,7 @@ def _winograd_input_cuda(x):
 def _winograd_input_grad_cuda(dv, x_shape):
     import cupy
 
-    B, C, H, W = _image_dims("winograd_input_grad", "x_shape", x_shape)
+    B, C, H, W = x_shape
     ptr = device_ptr("winograd_input_grad", "dv", dv, _F32, (16, C, B * tiles(H) * tiles(W)))
     dx = cupy.empty((B, C, H, W), _F32)
     extension("cuda").winograd_input_grad(ptr, dx.data.ptr, B, C, H, W, stream_ptr())
@@ -230,7 +319,7 @@ def _winograd_input_grad_cuda(dv, x_shape):
 def _winograd_output_cuda(m, y_shape, bias):
     import cupy
 
-    B, K, H, W = _image_dims("winograd_output", "y_shape", y_shape)
+    B, K, H, W = y_shape
     ptr = device_ptr("winograd_output", "m", m, _F32, (16, K, B * tiles(H) * tiles(W)))
     bias_ptr = 0 if bias is None else device_ptr("winograd_output", "bias", bias, _F32, (K,))
     y = cupy.empty((B, K, H, W), _F32)
@@ -241,8 +330,8 @@ def _winograd_output_cuda(m, y_shape, bias):
 def _winograd_output_grad_cuda(dy):
     import cupy
 
-    ptr = device_ptr("winograd_output_grad", "dy", dy, _F32, (-1, -1, -1, -1))
-    B, K, H, W = _image_dims("winograd_output_grad", "dy", dy.shape)
+    ptr = device_ptr("winograd_output_grad", "dy", dy, _F32, dy.shape)
+    B, K, H, W = dy.shape
     dm = cupy.empty((16, K, B * tiles(H) * tiles(W)), _F32)
     extension("cuda").winograd_output_grad(ptr, dm.data.ptr, B, K, H, W, stream_ptr())
     return dm

@@ -37,11 +37,12 @@ def check(got, want, rtol, atol):
 @pytest.mark.parametrize("shape", [(8, 128, 32, 32), (16, 256, 8, 8), (1, 64, 32, 32)])
 def test_group_norm_silu(shape):
     x, gamma, beta, dy = randn(*shape, offset=2.0), randn(shape[1]), randn(shape[1]), randn(*shape)
-    want = ops.group_norm(x.astype(np.float64), gamma, beta, 32, silu=True, backend="numpy")
+    x64, gamma64, beta64 = (a.astype(np.float64) for a in (x, gamma, beta))  # one dtype per call
+    want = ops.group_norm(x64, gamma64, beta64, 32, silu=True, backend="numpy")
     got = ops.group_norm(*on_gpu(x, gamma, beta), 32, silu=True, backend="cuda")
     check(got, want, 1e-4, 1e-4)
-    want_b = ops.group_norm_backward(dy.astype(np.float64), x.astype(np.float64), gamma, beta, *want[1:], 32,
-                                     silu=True, backend="numpy")
+    want_b = ops.group_norm_backward(dy.astype(np.float64), x64, gamma64, beta64, *want[1:], 32, silu=True,
+                                     backend="numpy")
     got_b = ops.group_norm_backward(*on_gpu(dy, x, gamma, beta), *got[1:], 32, silu=True, backend="cuda")
     check(got_b, want_b, 1e-3, 1e-3)
 

@@ -1,0 +1,359 @@
+"""The argument checks every kernel's dispatch function makes before any backend runs.
+
+Each kernel module (pyddpm/ops/<name>.py) has one check function, built from the primitives here and
+called first by its dispatch, so the numpy, cpu and cuda backends raise the same error for the same bad
+input. Every message starts with the kernel's name ``fn`` and names the argument.
+
+The policy:
+- arrays: numpy.ndarray on the numpy and cpu backends (a NumPy scalar counts as a 0-d one), cupy.ndarray on
+  cuda (this module never imports CuPy: it looks for it among the loaded modules); the *_reference functions
+  ("reference" below) take either; a Python scalar or list is a TypeError;
+- data dtypes: float32 or float64 (cuda: float32 only), one dtype across a call's float arrays; float16,
+  integers, complex, bool and object arrays are a TypeError;
+- shapes and sizes: ValueError;
+- contiguity: a backend's requirement, not numpy's: cpu and cuda raise TypeError where their kernels read
+  memory as C-contiguous;
+- in place: a written array must be writeable and must not overlap another argument where that would change
+  the result (ValueError).
+
+Checks cost O(number of arguments): they read flags, shapes, dtypes and data pointers, never elements.
+A leaf module: it imports numpy and nothing from pyddpm.
+"""
+
+import math
+import numbers
+import sys
+
+import numpy as np
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+_MAX_OVERLAP_WORK = 1000  # np.shares_memory's bound for strided views; past it, treat as overlapping
+
+
+def library(a):
+    """"numpy", "cupy" or None: the array library that owns ``a`` (None for anything else). A NumPy scalar
+    (np.float32(1.0)) counts as NumPy's 0-d array, so its rank, not its type, is what a check refuses.
+    CuPy is looked up, never imported: a CuPy array exists only once CuPy is."""
+    if isinstance(a, (np.ndarray, np.generic)):
+        return "numpy"
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(a, cupy.ndarray):
+        return "cupy"
+    return None
+
+
+_LIBRARY_NAMES = {"numpy": "NumPy", "cupy": "CuPy"}
+_LIBRARIES = {"numpy": ("numpy",), "cpu": ("numpy",), "cuda": ("cupy",), "reference": ("numpy", "cupy")}
+_FLOAT_DTYPES = {"numpy": (F32, F64), "cpu": (F32, F64), "cuda": (F32,), "reference": (F32, F64)}
+
+
+def array(fn, backend, name, a, libraries=None):
+    """``a`` must be an array of the backend's library (or of one of ``libraries``): else TypeError."""
+    if type(a) is np.ndarray and libraries is None and backend != "cuda":
+        return  # the common case, decided without a lookup (the checks run on every call of every kernel)
+    libraries = libraries or _LIBRARIES[backend]
+    if library(a) not in libraries:
+        what = " or ".join(_LIBRARY_NAMES[lib] for lib in libraries)
+        raise TypeError(f"{fn}: {name} must be a {what} array for the {backend} backend, got {_type_name(a)}")
+
+
+def _type_name(a):
+    t = type(a)
+    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__.split('.')[0]}.{t.__name__}"
+
+
+def float_array(fn, backend, name, a, like=None, like_name=None):
+    """``a`` an array of the backend's library in one of its float dtypes; with ``like``, in like's dtype."""
+    array(fn, backend, name, a)
+    dtypes = _FLOAT_DTYPES[backend]
+    if a.dtype not in dtypes:
+        raise TypeError(f"{fn}: {name} must be {' or '.join(d.name for d in dtypes)}, got {a.dtype}")
+    if like is not None and a.dtype != like.dtype:
+        raise TypeError(f"{fn}: {name} must be {like.dtype} like {like_name}, got {a.dtype}")
+
+
+def typed_array(fn, backend, name, a, dtype, libraries=None):
+    """``a`` an array (of the backend's library, or of ``libraries``) of exactly ``dtype`` (TypeError)."""
+    array(fn, backend, name, a, libraries)
+    if a.dtype != dtype:
+        raise TypeError(f"{fn}: {name} must be {np.dtype(dtype).name}, got {a.dtype}")
+
+
+def format_shape(shape):
+    """A shape as Python prints a tuple, with -1 (any size) shown as *: (2, *, 3), (4,)."""
+    parts = ["*" if s < 0 else str(s) for s in shape]
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
+def shape(fn, name, a, want):
+    """``a.shape`` must be ``want`` (-1 matches any size): else ValueError."""
+    got = a.shape
+    if got == want:
+        return
+    if len(got) != len(want) or any(w >= 0 and w != n for w, n in zip(want, got)):
+        raise ValueError(f"{fn}: {name} must have shape {format_shape(want)}, got {format_shape(a.shape)}")
+
+
+def same_shape(fn, name, a, like, like_name):
+    """``a`` must have the shape of ``like`` (ValueError)."""
+    if a.shape != like.shape:
+        raise ValueError(f"{fn}: {name} must have the shape of {like_name} {format_shape(like.shape)}, "
+                         f"got {format_shape(a.shape)}")
+
+
+def size(a):
+    """The number of elements of ``a``, from its shape."""
+    return math.prod(a.shape)
+
+
+def image(fn, backend, name, a, like=None, like_name=None):
+    """``a`` a float (B, C, H, W) array of positive sizes; returns its shape."""
+    float_array(fn, backend, name, a, like, like_name)
+    shape(fn, name, a, (-1, -1, -1, -1))
+    if 0 in a.shape:
+        raise ValueError(f"{fn}: {name} must be a non-empty (B, C, H, W) array, got shape {format_shape(a.shape)}")
+    return tuple(a.shape)
+
+
+def batch(fn, backend, name, a):
+    """``a`` a float (B, ...) array, rank >= 1, not empty; returns B."""
+    float_array(fn, backend, name, a)
+    if a.ndim < 1 or 0 in a.shape:
+        raise ValueError(f"{fn}: {name} must be a non-empty (B, ...) array, got shape {format_shape(a.shape)}")
+    return a.shape[0]
+
+
+def image_shape(fn, name, value):
+    """A (B, C, H, W) shape argument: four positive integers; returns them as a tuple of ints."""
+    try:
+        dims = tuple(value)
+    except TypeError:
+        raise TypeError(f"{fn}: {name} must be a sequence (B, C, H, W) of integers, "
+                        f"got {_type_name(value)}") from None
+    if not all(_is_int(n) for n in dims):
+        raise TypeError(f"{fn}: {name} must be a sequence (B, C, H, W) of integers, got {value!r}")
+    if len(dims) != 4 or any(n < 1 for n in dims):
+        raise ValueError(f"{fn}: {name} must be (B, C, H, W) of positive sizes, got {value!r}")
+    return tuple(int(n) for n in dims)
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def integer(fn, name, value, minimum):
+    """An integer argument >= ``minimum``: TypeError for a non-integer (bool included), else ValueError."""
+    if type(value) is not int and not _is_int(value):
+        raise TypeError(f"{fn}: {name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def real(fn, name, value):
+    """A real scalar (Python or NumPy, not a bool, not an array): else TypeError. Returns it as a float."""
+    if type(value) is float:
+        return value
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def finite(fn, name, value):
+    """A finite real scalar: TypeError for a non-real, ValueError for NaN or inf. Returns it as a float."""
+    value = real(fn, name, value)
+    if not math.isfinite(value):
+        raise ValueError(f"{fn}: {name} must be finite, got {value}")
+    return value
+
+
+def flag(fn, name, value):
+    """A bool argument (Python or NumPy): else TypeError (an array's truth value is not a flag)."""
+    if value is True or value is False:
+        return value
+    if not isinstance(value, np.bool_):
+        raise TypeError(f"{fn}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def contiguous(fn, backend, named):
+    """On cpu and cuda, each array of ``named`` ({name: array}) must be C-contiguous (TypeError); numpy
+    takes any strides."""
+    if backend not in ("cpu", "cuda"):
+        return
+    for name, a in named.items():
+        if not a.flags.c_contiguous:
+            lib = "cupy" if backend == "cuda" else "np"
+            raise TypeError(f"{fn}: {name} must be C-contiguous (use {lib}.ascontiguousarray)")
+
+
+def whole_element_strides(fn, backend, named):
+    """On cpu, each array of ``named`` must have strides of whole elements (its kernels index by element)."""
+    if backend != "cpu":
+        return
+    for name, a in named.items():
+        if a.flags.c_contiguous:
+            continue
+        if any(s % a.itemsize for s in a.strides):
+            raise TypeError(f"{fn}: {name}'s strides must be whole elements, got {a.strides}")
+
+
+def writeable(fn, named):
+    """Each array of ``named`` is written in place: it must be writeable (ValueError). CuPy arrays always are."""
+    for name, a in named.items():
+        if library(a) == "numpy" and not a.flags.writeable:
+            raise ValueError(f"{fn}: {name} must be writeable, got a read-only array")
+
+
+def _pointer(a):
+    return a.data.ptr if library(a) == "cupy" else a.__array_interface__["data"][0]
+
+
+def _extent(a):
+    """[lo, hi) of the bytes ``a`` can touch, from its data pointer, shape and strides."""
+    lo = hi = _pointer(a)
+    for n, s in zip(a.shape, a.strides):
+        if s < 0:
+            lo += (n - 1) * s
+        else:
+            hi += (n - 1) * s
+    return lo, hi + a.itemsize
+
+
+def identical(a, b):
+    """Whether a and b are the same memory seen the same way (the same pointer, shape and strides)."""
+    return _pointer(a) == _pointer(b) and a.shape == b.shape and a.strides == b.strides
+
+
+def overlap(a, b):
+    """Whether arrays a and b share any memory. NumPy: by bounds, then exactly for strided views (up to a
+    bounded amount of work, past which they count as overlapping); CuPy: by extents."""
+    if library(a) == "numpy" and library(b) == "numpy":
+        if not np.may_share_memory(a, b):  # bounds only, and False for an empty array
+            return False
+        if a.flags.c_contiguous and b.flags.c_contiguous:
+            return True
+        try:
+            return bool(np.shares_memory(a, b, max_work=_MAX_OVERLAP_WORK))
+        except np.exceptions.TooHardError:
+            return True
+    if size(a) == 0 or size(b) == 0:
+        return False
+    (lo_a, hi_a), (lo_b, hi_b) = _extent(a), _extent(b)
+    return lo_a < hi_b and lo_b < hi_a
+
+
+def disjoint(fn, named):
+    """No two arrays of ``named`` ({name: array}) may share memory (ValueError naming both)."""
+    items = list(named.items())
+    if _distinct_owners([a for _, a in items]):
+        return
+    for i, (name_a, a) in enumerate(items):
+        for name_b, b in items[i + 1:]:
+            if overlap(a, b):
+                raise ValueError(f"{fn}: {name_a} and {name_b} share memory; pass separate arrays")
+
+
+def _distinct_owners(arrays):
+    """True when the arrays are distinct NumPy arrays that each own their memory (no base): then no two can
+    overlap, which settles the common case without comparing every pair."""
+    return (all(type(a) is np.ndarray and a.base is None for a in arrays)
+            and len({id(a) for a in arrays}) == len(arrays))
+
+
+def plainly_disjoint(backend, arrays, written):
+    """A fast yes for in-place kernels called many times a step (adam_ema, once per parameter): True when
+    ``arrays`` are distinct, C-contiguous NumPy arrays of one float dtype and one shape that share no memory
+    (those that own theirs cannot; a view is compared by bounds with the rest), and those at the indices
+    ``written`` are writeable. False says nothing: the full checks then run and name what is wrong."""
+    if backend == "cuda" or type(arrays[0]) is not np.ndarray:
+        return False
+    dtype, shape = arrays[0].dtype, arrays[0].shape
+    if dtype != F32 and dtype != F64:
+        return False
+    ids, views = set(), []
+    for a in arrays:  # plain loops: this runs for every parameter of every step
+        if type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape or not a.flags.c_contiguous:
+            return False
+        ids.add(id(a))
+        if a.base is not None:
+            views.append(a)
+    if len(ids) != len(arrays):
+        return False
+    for i in written:
+        if not arrays[i].flags.writeable:
+            return False
+    for a in views:
+        for b in arrays:
+            if b is not a and np.may_share_memory(a, b):
+                return False
+    return True
+
+
+def output(fn, backend, out, like, like_name, inputs):
+    """An ``out=`` array: like ``like`` (library, dtype, shape), writeable, C-contiguous on cpu and cuda, and
+    either one of ``inputs`` ({name: array}) itself or disjoint from all of them. The row kernels write
+    index j of a row after reading index j, which is safe for exact aliasing only."""
+    array(fn, backend, "out", out)
+    if out.dtype != like.dtype:
+        raise TypeError(f"{fn}: out must be {like.dtype} like {like_name}, got {out.dtype}")
+    shape(fn, "out", out, like.shape)
+    contiguous(fn, backend, {"out": out})
+    if library(out) == "numpy" and not out.flags.writeable:
+        raise ValueError(f"{fn}: out is read-only; it must be writeable")
+    for name, a in inputs.items():
+        if not identical(out, a) and overlap(out, a):
+            raise ValueError(f"{fn}: out partially overlaps {name} (pass the input itself, or a separate array)")
+
+
+# --- Checks shared by more than one kernel -------------------------------------------------------------
+
+def timestep_args(fn, backend, t, tables, data):
+    """The arguments of a kernel indexed by a per-sample timestep (q_sample, p_sample_step); returns (B, T).
+
+    data: {name: array}, the first the one the others follow: float (B, ...) of rank >= 1, not empty, all of
+    one shape and dtype, C-contiguous on cpu and cuda. tables: {name: array}, float64 (T,) each with one
+    T >= 1. t: int64 (B,) with every value in 0..T-1 (the one check that reads elements: B of them, one small
+    device-to-host copy on cuda). On cuda, t and the tables may be NumPy or CuPy arrays (copied to the device
+    as needed); on cpu they must be C-contiguous like the data.
+    """
+    (first, x), *rest = data.items()
+    B = batch(fn, backend, first, x)
+    for name, a in rest:
+        float_array(fn, backend, name, a, x, first)
+        same_shape(fn, name, a, x, first)
+    contiguous(fn, backend, data)
+    host_or_device = ("numpy", "cupy") if backend in ("cuda", "reference") else None
+    T = None
+    for i, (name, table) in enumerate(tables.items()):
+        what = f"{name} (coefficient table {i})"
+        typed_array(fn, backend, what, table, F64, host_or_device)
+        T = table.shape[0] if T is None and table.ndim == 1 else T
+        if table.ndim != 1 or table.shape[0] != T or T < 1:
+            raise ValueError(f"{fn}: {what} must have shape (T,) with T >= 1, one T for every table, "
+                             f"got {format_shape(table.shape)}")
+    typed_array(fn, backend, "t", t, np.int64, host_or_device)
+    shape(fn, "t", t, (B,))
+    if backend == "cpu":
+        contiguous(fn, backend, {"t": t, **tables})
+    lo, hi = int(t.min()), int(t.max())
+    if lo < 0 or hi >= T:
+        raise ValueError(f"{fn}: t must lie in 0..{T - 1}, got {lo}..{hi}")
+    return B, T
+
+
+def per_element_or_sample(fn, backend, name, a, like, like_name):
+    """A float array of ``like``'s shape and dtype, or one value per sample: (B,) or (B, 1, ..., 1). Returns
+    (a, per_sample), with (B, 1, ..., 1) as a (B,) view. Any other shape (a broadcasting one) is a ValueError
+    on every backend. C-contiguous on cpu and cuda."""
+    float_array(fn, backend, name, a, like, like_name)
+    B = like.shape[0]
+    if a.shape == like.shape:
+        per_sample = False
+    elif a.ndim in (1, like.ndim) and a.shape[:1] == (B,) and all(s == 1 for s in a.shape[1:]):
+        a, per_sample = a.reshape(B), True
+    else:
+        raise ValueError(f"{fn}: {name} must have shape {format_shape(like.shape)} or ({B},) (one per sample), "
+                         f"got {format_shape(a.shape)}")
+    contiguous(fn, backend, {name: a})
+    return a, per_sample
