@@ -46,7 +46,8 @@ setup(
     packages=find_packages(include=["pyddpm", "pyddpm.*"]),
     ext_modules=[Extension("pyddpm._cpu", sources=[])],
     cmdclass={"build_ext": CMakeBuild},
-    install_requires=["numpy>=1.24", "scipy>=1.10", "pillow>=10.1", "tqdm>=4.60"],
+    # threadpoolctl: the cpu backend holds NumPy's BLAS at one thread while it runs (pyddpm/ops/backend.py).
+    install_requires=["numpy>=1.24", "scipy>=1.10", "pillow>=10.1", "tqdm>=4.60", "threadpoolctl>=3.1"],
     # The tests build the CUDA emulation module against pybind11 themselves (tests/emu/emu_build.py).
     extras_require={"test": ["pytest>=7", "pybind11>=2.10"]},
     license="MIT",

@@ -2,17 +2,22 @@
 
 Layers, each importing only from those below it (see DESIGN.md):
 cli -> train -> diffusion -> models -> nn -> autograd -> ops -> backends.
+
+Importing pyddpm changes nothing in the process (no environment variables, no malloc settings). What a
+run's speed needs, the run's backend does when it starts (pyddpm/ops/backend.py); ``tune_process`` does
+the process-wide part at once, for a program that wants it settled before any work (the command lines).
 """
 
-import os
-
-# Thread pools that sleep, not spin, while they wait. On 2 cores a spinning pool takes the other core
-# from whatever runs next: OpenMP's (the _cpu kernels) unless OMP_WAIT_POLICY is PASSIVE, and OpenBLAS's
-# (NumPy's matmul), which spins ~0.1 s after every call. Measured on the digits training step: 5-10%
-# faster with both asleep (benchmarks/RESULTS.md). Each library reads its variable when it loads, so this
-# must run before NumPy does (true for `python -m pyddpm...`); a value the user set is kept.
-THREAD_SETTINGS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}  # 4: spin 2^4 cycles
-for _name, _value in THREAD_SETTINGS.items():
-    os.environ.setdefault(_name, _value)
-
 __version__ = "0.1.0"
+
+
+def tune_process():
+    """Settle the process-wide settings a pyddpm run uses, now; returns what is in force.
+
+    glibc's malloc keeps freed memory for the next step (pyddpm/ops/allocator.py; PYDDPM_MALLOC=default:
+    not). The thread pools are not touched here: while the cpu backend is the run's backend, NumPy's BLAS
+    runs on one thread (pyddpm/ops/backend.py), whatever was imported first. Safe to call more than once.
+    """
+    from pyddpm.ops import allocator
+
+    return {"malloc_tuned": allocator.tune_once()}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+import pyddpm
 from pyddpm.autograd import no_grad
 from pyddpm.data import DataError, load_data, to_model_range
 from pyddpm.diffusion.noise import PerSampleNoise
@@ -62,6 +63,7 @@ def main(argv=None):
     p.add_argument("--weights", choices=["ema", "model"], default="ema")
     p.add_argument("--out", help="JSON file for the result (default: <ckpt>/eval_<split>.json)")
     args = p.parse_args(argv)
+    pyddpm.tune_process()
     ckpt_dir = Path(args.ckpt).parent if Path(args.ckpt).suffix == ".json" else Path(args.ckpt)
     out = Path(args.out) if args.out else ckpt_dir / f"eval_{args.split}.json"
     try:

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+import pyddpm
 from pyddpm.autograd import no_grad
 from pyddpm.data import to_uint8
 from pyddpm.diffusion.noise import PerSampleNoise
@@ -60,6 +61,7 @@ def main(argv=None):
     p.add_argument("--weights", choices=["ema", "model"], default="ema",
                    help="EMA weights (default, as the paper) or the raw trained weights")
     args = p.parse_args(argv)
+    pyddpm.tune_process()
     try:
         check_counts(n=args.n, seed=args.seed, batch_size=args.batch_size)
         check_output_file(args.out, "--out")

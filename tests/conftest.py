@@ -1,4 +1,9 @@
-"""Every test starts on the NumPy reference backend, whatever an earlier test (or a training run) chose."""
+"""Every test starts on the NumPy reference backend, whatever an earlier test (or a training run) chose.
+
+A process's own default is "auto" (pyddpm/ops/backend.py: the fastest backend built, as on the command
+lines); the tests choose numpy so that each one computes the same way whatever ran before it, and choosing
+it also gives NumPy's BLAS back any threads the cpu backend held (tests/test_process_settings.py).
+"""
 
 import pytest
 

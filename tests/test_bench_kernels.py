@@ -17,6 +17,7 @@ sys.path.insert(0, str(BENCHMARKS))  # the scripts import the shared harness as 
 
 import harness  # noqa: E402
 from pyddpm.bench import load_script  # noqa: E402
+from pyddpm.ops import allocator  # noqa: E402
 
 
 
@@ -57,17 +58,27 @@ SCRIPTS_THAT_TIME = [*SCRIPTS, BENCHMARKS / "adam_ema.py", BENCHMARKS / "machine
 
 @pytest.mark.parametrize("script", SCRIPTS_THAT_TIME, ids=lambda s: s.stem)
 def test_thread_settings_are_applied_before_numpy_loads(script):
-    """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, when NumPy loads it: a script that imports NumPy before
-    benchmarks/waiting.py leaves OpenBLAS's threads spinning into the next implementation's turn (it once
-    made PyTorch's attention look twice as slow as it is). Each script is imported in a fresh process whose
-    environment lacks the settings, the way a user runs it."""
+    """The benchmarks time pyddpm and PyTorch in turn in one process, so each sets its own thread pools to
+    sleep between calls (benchmarks/waiting.py: OMP_WAIT_POLICY, OPENBLAS_THREAD_TIMEOUT) and tunes the
+    process as the command lines do (pyddpm.tune_process()); importing pyddpm sets nothing. OpenBLAS reads
+    OPENBLAS_THREAD_TIMEOUT once, when NumPy loads it: a script that imports NumPy before waiting.py leaves
+    OpenBLAS's threads spinning into the next implementation's turn (it once made PyTorch's attention look
+    twice as slow as it is). Each script is imported in a fresh process whose environment lacks the
+    settings, the way a user runs it."""
     code = ("import importlib.util, sys\n"
             f"sys.path.insert(0, {str(BENCHMARKS)!r})\n"
             f"spec = importlib.util.spec_from_file_location('script_under_test', {str(script)!r})\n"
             "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
             "import waiting\n"
-            "print(waiting.applied)\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+            "print(waiting.applied, waiting.TUNED['malloc_tuned'])\n")
+    env = {k: v for k, v in os.environ.items() if k not in (*waiting_settings(), "PYDDPM_MALLOC")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "True", f"{script.name} loads NumPy before benchmarks/waiting.py"
+    applied, tuned = out.stdout.strip().splitlines()[-1].split()
+    assert applied == "True", f"{script.name} loads NumPy before benchmarks/waiting.py"
+    assert tuned == str(allocator.AVAILABLE), f"{script.name}: malloc not tuned in the benchmark's process"
+
+
+def waiting_settings():
+    import waiting
+    return tuple(waiting.SETTINGS)

@@ -2,11 +2,12 @@
 
 Everything above this layer writes ``xp = array_module(x)`` and uses ``xp`` in place of numpy, so the
 same code runs on NumPy arrays (CPU) and CuPy arrays (GPU) without naming either.
+
+Importing it changes nothing in the process: what the backends tune (malloc's thresholds, NumPy's BLAS
+threads while the cpu backend runs) they tune when the run's backend starts (pyddpm/ops/backend.py).
 """
 
 import numpy as np
-
-from pyddpm.ops import allocator  # noqa: F401  (tunes malloc once, on first import of the kernel layer)
 
 
 def array_module(*arrays):

@@ -4,11 +4,14 @@ glibc serves every allocation above its mmap threshold (128 KiB, adapting up to 
 mmap and unmaps it on free, so a step's large temporaries (im2col columns, activations, gradients) are
 page-faulted in again, page by page. glibc's adapting catches some of them after a few steps, not all:
 training the digits U-Net at batch 32, steps 3-8 faulted 1 to 4,400 times each on the numpy backend and
-about 8,400 each on cpu; with the thresholds raised, 0 to 150 (tests/test_allocator.py counts them). The
-cost is that the heap keeps its peak size instead of shrinking between steps.
+about 8,400 each on cpu; with the thresholds raised, 0 to 150 (tests/test_allocator.py counts them), and
+the cpu backend's step took ~8% less time. The cost is that the heap keeps its peak size instead of
+shrinking between steps.
 
-The setting is process-wide, so PyTorch in the same process (the benchmarks) runs with it too.
-PYDDPM_MALLOC=default leaves glibc as it is; elsewhere than glibc this does nothing.
+Nothing happens on import. The run's backend, when it starts (its first kernel call or ``set_backend``;
+pyddpm/ops/backend.py), calls ``tune_once``; so does ``pyddpm.tune_process()``. The setting is
+process-wide, so PyTorch in the same process (the benchmarks) runs with it too. PYDDPM_MALLOC=default
+leaves glibc as it is; elsewhere than glibc this does nothing.
 """
 
 import ctypes
@@ -19,17 +22,38 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
 MMAP_THRESHOLD = 1 << 30  # allocations above 1 GiB still get their own mapping
 TRIM_THRESHOLD = 1 << 31
 
+_state = {"tuned": None}  # None: not tried yet; then whether glibc took the values
+
+
+def _mallopt():
+    """glibc's mallopt, or None where there is no glibc."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return None
+
+
+AVAILABLE = _mallopt() is not None  # glibc is here: there are thresholds to tune (nothing is changed yet)
+TUNED = AVAILABLE  # the name tests/test_allocator.py reads (skipped where nothing can be tuned)
+
 
 def tune_malloc():
-    """Raise the thresholds (unless PYDDPM_MALLOC=default); True if glibc took the new values."""
+    """Raise the thresholds now (unless PYDDPM_MALLOC=default); True if glibc took the new values."""
     if os.environ.get("PYDDPM_MALLOC", "") == "default":
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc: nothing to tune
+    mallopt = _mallopt()
+    if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
-TUNED = tune_malloc()
+def tune_once():
+    """``tune_malloc`` the first time it is called in this process; returns whether glibc took the values."""
+    if _state["tuned"] is None:
+        _state["tuned"] = tune_malloc()
+    return _state["tuned"]
+
+
+def tuned():
+    """True once this process's malloc thresholds were raised by pyddpm."""
+    return bool(_state["tuned"])

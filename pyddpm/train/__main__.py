@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 
+import pyddpm
 from pyddpm.data import DataError
 from pyddpm.ops.backend import BackendUnavailable
 from pyddpm.train.checkpoint import CheckpointError
@@ -38,6 +39,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    pyddpm.tune_process()
     given = {k: getattr(args, k) for k in FIELDS if getattr(args, k) is not None}
     if args.hflip != "auto":
         given["hflip"] = args.hflip == "on"
