@@ -146,7 +146,8 @@ def measure(args):
             results[v] = res
             if not args.quiet:
                 print(f"round {r + 1}/{args.rounds} {v:8s} median {statistics.median(res['times_ms']):7.1f} ms"
-                      f"  other load {_pct(res['other_load'])}" + (f" (try {res['attempts']})" if res["attempts"] > 1 else ""),
+                      f"  other load {_pct(res['other_load'])}"
+                      + (f" (try {res['attempts']})" if res["attempts"] > 1 else ""),
                       file=sys.stderr, flush=True)
         rounds.append(results)
     return rounds
@@ -178,7 +179,8 @@ def table(rows, args):
     lines = [f"digits training step (Python API, Trainer.train_step, batch 32), {args.rounds} rounds x "
              f"{args.steps} steps after {args.warmup} warm-up, one fresh process per variant and round"
              + (f"; extra environment: {' '.join(args.env)}" if args.env else ""), "",
-             "| imported first | median step | p25-p75 | ratio to best (rounds' range) | within 10% | other load (max) |",
+             "| imported first | median step | p25-p75 | ratio to best (rounds' range) | within 10% "
+             "| other load (max) |",
              "| --- | --- | --- | --- | --- | --- |"]
     for v, r in rows.items():
         lines.append(f"| {v} | {r['median_ms']:.1f} ms | {r['p25']:.1f}-{r['p75']:.1f} ms | {r['ratio']:.2f}x "
@@ -187,7 +189,9 @@ def table(rows, args):
     lines.append("")
     for v, r in rows.items():
         omp = ", ".join(p.split("site-packages/")[-1] for p in r["openmp"]) or "none"
+        blas = ", ".join(f"{p['lib']} {p['threads']}" for p in r["pools"] or [] if p["api"] == "blas")
         lines.append(f"{v}: backend {r['backend']}; OpenMP runtimes mapped: {omp}"
+                     + (f"; BLAS threads after the steps: {blas}" if blas else "")
                      + (f"; pyddpm said: {' / '.join(r['said'])}" if r["said"] else ""))
     return "\n".join(lines)
 
@@ -220,7 +224,8 @@ def main(argv=None):
     rows = summarize(rounds, args.variants)
     print(table(rows, args))
     if len(mtimes) > 1:
-        print(f"\nWARNING: pyddpm._cpu changed during the run ({len(mtimes)} different builds): rerun for a clean table")
+        print(f"\nWARNING: pyddpm._cpu changed during the run ({len(mtimes)} different builds): "
+              "rerun for a clean table")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(args=vars(args), rounds=rounds, rows=rows), f, indent=1)

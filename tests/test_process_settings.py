@@ -130,7 +130,7 @@ def test_the_python_api_starts_on_auto_and_says_it_once():
 @pytest.mark.parametrize("first", ["numpy", "torch"])
 def test_the_cpu_backend_holds_blas_at_one_thread_while_it_is_the_runs(first):
     """NumPy's OpenBLAS threads, idle, spin ~0.1 s after every call and take the cores pyddpm's OpenMP
-    kernels start on a moment later: the digits step took 1.37x as long with NumPy imported first, 6.3x with
+    kernels start on a moment later: the digits step took 1.3x as long with NumPy imported first, about 6x with
     PyTorch first (its libgomp spins too). Held at one thread, they never wake; the numpy backend, which has
     no pool of its own, gets them back."""
     needs_cpu()
