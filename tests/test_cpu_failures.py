@@ -148,3 +148,28 @@ def test_group_norm_non_finite_makes_its_group_nan(shape, silu, dtype):
         scale = max(1.0, float(np.abs(want[finite]).max()))
         np.testing.assert_allclose(got[finite], want[finite], rtol=GN_TOL[dtype]["rtol"],
                                    atol=GN_TOL[dtype]["atol"] * scale, err_msg=name)
+
+
+@needs_cpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_silu_of_infinity_matches_the_reference(dtype):
+    """z = -inf through the fused SiLU: -inf * sigmoid(-inf) = -inf * 0 is NaN in the reference (and its
+    derivative too), not the -inf a sigmoid that saturates short of 0 would give; z = +inf stays +inf. An
+    infinite beta puts every z of its channel there while the statistics stay finite. 33 positions: two
+    16-wide vectors and a tail."""
+    rng = np.random.default_rng(3)
+    B, C, H, W, G = 2, 4, 3, 11, 2
+    x, dy = rng.standard_normal((B, C, H, W)), rng.standard_normal((B, C, H, W))
+    gamma, beta = rng.standard_normal(C), rng.standard_normal(C)
+    beta[0], beta[3] = -np.inf, np.inf
+    with np.errstate(invalid="ignore"):
+        ref = group_norm(x, gamma, beta, G, True, backend="numpy")
+        ref_b = group_norm_backward(dy, x, gamma, beta, ref[1], ref[2], G, True, backend="numpy")
+    assert np.isnan(ref[0][:, 0]).all() and np.isposinf(ref[0][:, 3]).all(), "the reference's y"
+    xb, gb, bb, dyb = (a.astype(dtype) for a in (x, gamma, beta, dy))
+    out = group_norm(xb, gb, bb, G, True, backend="cpu")
+    out_b = group_norm_backward(dyb, xb, gb, bb, out[1], out[2], G, True, backend="cpu")
+    for name, want, got in zip(["y", "dx", "dgamma", "dbeta"], (ref[0], *ref_b), (out[0], *out_b)):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{name}: where NaN is")
+        np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want), err_msg=f"{name}: where +inf is")
+        np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want), err_msg=f"{name}: where -inf is")

@@ -64,11 +64,13 @@ inline F32x16 exp_f32(F32x16 x) {
 }
 
 // common.cuh's float sigmoid, 1 / (1 + e^-z), with 1/d = r + r (1 - d r), r = rcp14(d) (|error| < 2^-14).
-// d lies in [1, e^88.3], where neither r nor d r overflows.
+// d lies in [1, e^88.3], where neither r nor d r overflows; z = -inf is set to 0 afterwards, as there.
 inline F32x16 sigmoid(F32x16 z) {
     const F32x16 d = F32x16(1.0f) + exp_f32(-z);
     const F32x16 r = _mm512_maskz_rcp14_ps(kAll, d.v);
-    return fmadd(r, _mm512_fnmadd_ps(d.v, r.v, _mm512_set1_ps(1.0f)), r);
+    const F32x16 s = fmadd(r, _mm512_fnmadd_ps(d.v, r.v, _mm512_set1_ps(1.0f)), r);
+    const __mmask16 minus_inf = _mm512_cmp_ps_mask(z.v, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ);
+    return _mm512_mask_blend_ps(minus_inf, s.v, _mm512_setzero_ps());
 }
 
 }  // namespace pyddpm

@@ -101,9 +101,10 @@ PYDDPM_HD double mul_rn(double a, double b) {
 #endif
 }
 
-// The logistic function. float: 1 / (1 + exp(-z)) with the clamped exp above (z -> -inf gives ~3e-39,
-// not NaN; z -> +inf gives 1; NaN gives NaN). double: through tanh, for the float64 CPU path used in tests.
-PYDDPM_HD float sigmoid(float z) { return 1.0f / (1.0f + exp_f32(-z)); }
+// The logistic function. float: 1 / (1 + exp(-z)) with the clamped exp above (a large negative z gives
+// ~3e-39; z -> +inf gives 1; NaN gives NaN), and exactly 0 at z = -inf, as in NumPy and CUDA's expf, so
+// that a SiLU's -inf * sigmoid(-inf) is NaN there too. double: through tanh, for the float64 CPU path.
+PYDDPM_HD float sigmoid(float z) { return z == -INFINITY ? 0.0f : 1.0f / (1.0f + exp_f32(-z)); }
 PYDDPM_HD double sigmoid(double z) { return 0.5 * (1.0 + tanh(0.5 * z)); }
 
 // Elementary functions, one name for float and double on both sides. Each overload calls the C library

@@ -108,13 +108,15 @@ template <typename T>
 PYDDPM_HD T log_likelihood(T x, T mean, T log_scale, T inv_scale) {
     using K = Consts<T>;
     // c + e = x - mean exactly (TwoSum): the bin edges below keep full accuracy when they nearly cancel.
+    // An infinite c (an infinite mean) makes e, and so both edges, NaN, as the oracle's inf - inf makes
+    // its bin mass NaN; the one exception is an open edge bin facing the mean, which holds all the mass.
     const T c = x - mean;
     const T xv = c - x;
     const T e = (x - (c - xv)) + (-mean - xv);
     const T lo = ((c - K::H_HI) + (e - K::H_LO)) * inv_scale;
     const T hi = ((c + K::H_HI) + (e + K::H_LO)) * inv_scale;
-    if (x < T(-EDGE)) return log_ndtr(hi);
-    if (x > T(EDGE)) return log_ndtr(-lo);
+    if (x < T(-EDGE)) return c == T(INFINITY) ? T(0) : log_ndtr(hi);
+    if (x > T(EDGE)) return c == T(-INFINITY) ? T(0) : log_ndtr(-lo);
     const T m = c * inv_scale;
     const T half_w = K::H_HI * inv_scale;
     if (half_w * half_w * (m * m + T(4)) <= K::MIDPOINT_MAX * K::MIDPOINT_MAX) {
