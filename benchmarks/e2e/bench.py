@@ -42,7 +42,7 @@ from e2e.load import OtherLoad  # noqa: E402
 from e2e.memory import peak_memory  # noqa: E402
 from e2e.pyddpm_runner import PyddpmRunner  # noqa: E402
 from harness import format_row, time_interleaved  # noqa: E402
-from pyddpm.ops.backend import available  # noqa: E402
+from pyddpm.ops.backend import available, set_backend  # noqa: E402
 
 IMPLS = ("torch", "numpy", "cpu")
 REPEATS = {"A": 20, "B": 10, "C": 6}  # a round of C's training steps takes ~6 s (numpy ~2.7 s)
@@ -95,7 +95,9 @@ def bench(config, what="train", repeats=None, impls=IMPLS, warmup=None, check=Tr
         runners = {"torch": TorchRunner(config, images, init_from=next(iter(runners.values()), None)), **runners}
     steps = {i: (r.train_step if what == "train" else r.sample_step) for i, r in runners.items()}
     with OtherLoad() as load:
-        rate = matmul_gflops() if rate is None else rate
+        if rate is None:
+            set_backend("numpy")  # the cpu backend holds NumPy's BLAS at one thread; the floor wants them all
+            rate = matmul_gflops()
         timed = time_interleaved(steps, repeats=repeats, warmup=warmup)
     del runners, steps  # free the models before the memory children run
 
