@@ -40,17 +40,6 @@ TARGET = 1.10  # every variant within 10% of the best
 
 
 # --- the child: one variant in one process ---------------------------------------------------------------
-def _busy_and_own():
-    """(seconds all cores were busy since boot, this process's CPU seconds), or None off Linux."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return None
-    own = os.times()
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK"), own.user + own.system
-
-
 def _mapped(*needles):
     """The shared libraries mapped in this process whose file name contains one of ``needles``."""
     try:
@@ -70,6 +59,7 @@ def child(variant, steps, warmup):
 
     import numpy as np
 
+    from e2e.load import OtherLoad
     from pyddpm.train import Trainer, preset_config
 
     said = io.StringIO()  # what pyddpm says on stderr (the backend it chose, any warning about pools)
@@ -78,17 +68,13 @@ def child(variant, steps, warmup):
         for _ in range(warmup):
             trainer.train_step()
         times = []
-        start, t0 = _busy_and_own(), time.monotonic()
-        for _ in range(steps):
-            t = time.perf_counter()
-            trainer.train_step()
-            times.append(1e3 * (time.perf_counter() - t))
-        end, t1 = _busy_and_own(), time.monotonic()
-    load = None
-    if start and end:
-        load = max(0.0, ((end[0] - start[0]) - (end[1] - start[1])) / ((t1 - t0) * os.cpu_count()))
+        with OtherLoad() as load:
+            for _ in range(steps):
+                t = time.perf_counter()
+                trainer.train_step()
+                times.append(1e3 * (time.perf_counter() - t))
     ext = sys.modules.get("pyddpm._cpu")
-    result = dict(variant=variant, times_ms=times, other_load=load, backend=trainer.backend,
+    result = dict(variant=variant, times_ms=times, other_load=load.fraction, backend=trainer.backend,
                   said=[line for line in said.getvalue().splitlines() if line.startswith("pyddpm")],
                   openmp=_mapped("libgomp", "libiomp", "libomp"), blas=_mapped("openblas", "mkl_rt"),
                   ext_mtime=os.path.getmtime(ext.__file__) if ext and getattr(ext, "__file__", None) else None,

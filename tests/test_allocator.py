@@ -31,7 +31,7 @@ def faults_per_step(malloc_setting):
     return int(done.stdout.split()[-1])
 
 
-@pytest.mark.skipif(not allocator.TUNED, reason="not glibc: there is no malloc threshold to tune")
+@pytest.mark.skipif(not allocator.AVAILABLE, reason="not glibc: there is no malloc threshold to tune")
 def test_tuned_malloc_reuses_the_memory_of_the_last_step():
     default, tuned = faults_per_step("default"), faults_per_step("tuned")
     assert tuned * 5 < default, f"{tuned} minor page faults in six steps with the tuning, {default} without"

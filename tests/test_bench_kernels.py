@@ -58,8 +58,8 @@ SCRIPTS_THAT_TIME = [*SCRIPTS, BENCHMARKS / "adam_ema.py", BENCHMARKS / "machine
 
 @pytest.mark.parametrize("script", SCRIPTS_THAT_TIME, ids=lambda s: s.stem)
 def test_thread_settings_are_applied_before_numpy_loads(script):
-    """The benchmarks time pyddpm and PyTorch in turn in one process, so each sets its own thread pools to
-    sleep between calls (benchmarks/waiting.py: OMP_WAIT_POLICY, OPENBLAS_THREAD_TIMEOUT) and tunes the
+    """The benchmarks time pyddpm and PyTorch in turn in one process, so each sets OpenBLAS's threads to
+    sleep between calls (benchmarks/waiting.py: OPENBLAS_THREAD_TIMEOUT) and tunes the
     process as the command lines do (pyddpm.tune_process()); importing pyddpm sets nothing. OpenBLAS reads
     OPENBLAS_THREAD_TIMEOUT once, when NumPy loads it: a script that imports NumPy before waiting.py leaves
     OpenBLAS's threads spinning into the next implementation's turn (it once made PyTorch's attention look

@@ -29,6 +29,12 @@ def assert_close(got, want, dtype, name):
     np.testing.assert_allclose(got, want, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale, err_msg=name)
 
 
+def random_qkv_dout(shape):
+    """q, k, v and dout of ``shape`` in float64, seeded by the shape."""
+    rng = np.random.default_rng(list(shape))
+    return tuple(randn(rng, shape, np.float64) for _ in range(4))
+
+
 def run_both(backend, dtype, q, k, v, dout, scale=None):
     """(reference outputs in float64, backend outputs in dtype) of attention and its backward."""
     out, p = attention_reference(q, k, v, scale)
@@ -64,8 +70,7 @@ def test_matches_reference(backend, B, heads, N, d, dtype):
 def test_matches_reference_around_the_tiles(backend, shape, dtype):
     if dtype not in dtypes_for(backend):
         pytest.skip("the CUDA kernels are float32 only")
-    rng = np.random.default_rng(list(shape))
-    q, k, v, dout = (randn(rng, shape, np.float64) for _ in range(4))
+    q, k, v, dout = random_qkv_dout(shape)
     ref, got = run_both(backend, dtype, q * 2.0, k, v - 0.5, dout)
     for name, want, g in zip(["out", "P", "dq", "dk", "dv"], ref, got):
         assert_close(g, want, dtype, f"{name} on {backend}, shape {shape}")
@@ -225,8 +230,7 @@ def test_non_finite_inputs_as_the_reference(backend, shape, dtype):
     """NaN and inf in q, k, v reach out, P, dq, dk and dv where they reach the reference's, and no further."""
     if dtype not in dtypes_for(backend):
         pytest.skip("the CUDA kernels are float32 only")
-    rng = np.random.default_rng(list(shape))
-    q, k, v, dout = (randn(rng, shape, np.float64) for _ in range(4))
+    q, k, v, dout = random_qkv_dout(shape)
     q[0, 0, 2, 1] = np.nan  # (0, 0): row 2 of S, P and out NaN
     k[0, 1, 4, 0] = np.inf  # (0, 1): column 4 of S +inf (those rows NaN) or -inf (P exactly 0) by q's sign
     q[0, 1, :2, 0] = 1.0, -1.0
