@@ -1,7 +1,7 @@
 """pyddpm: Denoising Diffusion Probabilistic Models (Ho, Jain, Abbeel 2020) from scratch.
 
-Layers, each importing only from those below it (see DESIGN.md):
-cli -> train -> diffusion -> models -> nn -> autograd -> ops -> backends.
+Layers, each importing only from those below it (docs/design.md, "Layers", with the order of reading):
+cli -> train -> diffusion -> models -> nn -> autograd -> ops -> math -> base.
 
 Importing pyddpm changes nothing in the process (no environment variables, no malloc settings). What a
 run's speed needs, the run's backend does when it starts (pyddpm/ops/backend.py); ``tune_process`` does

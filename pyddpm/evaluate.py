@@ -6,7 +6,6 @@ i comes from its own generator (seed, i), so the result does not depend on --bat
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from pyddpm.autograd import no_grad
 from pyddpm.data import DataError, load_data, to_model_range
 from pyddpm.diffusion.noise import PerSampleNoise
 from pyddpm.fileio import atomic_write_json, check_output_file
-from pyddpm.ops import to_host
+from pyddpm.arrays import to_host
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.sample import check_counts
 from pyddpm.train.builders import load_trained, model_fn_arrays

@@ -1,6 +1,7 @@
 """Gaussian KL and the discretized Gaussian decoder (Eq. 13, Ho et al. 2020), computed stably.
 
-A leaf module: numpy, scipy and pyddpm.ops.array_module only. The decoder is evaluated in float64 on
+Below the kernels: numpy, scipy and pyddpm.arrays only (the kernels' references and the layers above
+use it). The decoder is evaluated in float64 on
 the host with scipy's log_ndtr (log Phi, accurate far into both tails), and log(Phi(b) - Phi(a)) is
 formed from log-CDFs without subtracting probabilities, so a bin tens of standard deviations from the
 mean, or a scale of e^-9, still gives a finite and accurate log-probability.
@@ -11,7 +12,7 @@ import math
 import numpy as np
 from scipy.special import log_ndtr
 
-from pyddpm.ops import array_module
+from pyddpm.arrays import array_module
 
 # Data are the integers 0..255 scaled to [-1, 1]: the grid spacing is 2/255, so each bin is
 # x +- 1/255, and the first and last bins extend to -inf and +inf (Eq. 13).
@@ -113,3 +114,17 @@ def discretized_gaussian_log_likelihood_grad(x, means, log_scales):
         d_mean = (ratio_lo - ratio_hi) * inv_scale
         d_log_scale = np.where(left, 0.0, lo * ratio_lo) - np.where(right, 0.0, hi * ratio_hi)
     return xp.asarray(d_mean.astype(dtype)), xp.asarray(d_log_scale.astype(dtype))
+
+
+def per_sample_broadcastable(a, like):
+    """A 1-D (B,) array meant per sample, reshaped to (B, 1, ..., 1) so NumPy broadcasting agrees."""
+    if getattr(a, "ndim", 0) == 1 and getattr(like, "ndim", 0) > 1 and a.shape[0] == like.shape[0]:
+        return a.reshape((a.shape[0],) + (1,) * (like.ndim - 1))
+    return a
+
+
+def bits_per_dim(values, sign):
+    """sign * mean over each sample / ln 2, shape (B,), averaged in float64 and returned in values' dtype."""
+    xp = array_module(values)
+    mean = values.reshape(values.shape[0], -1).mean(axis=1, dtype=xp.float64)
+    return (sign * mean / math.log(2.0)).astype(values.dtype)

@@ -14,7 +14,7 @@ from pyddpm.autograd import no_grad
 from pyddpm.data import to_uint8
 from pyddpm.diffusion.noise import PerSampleNoise
 from pyddpm.fileio import atomic_open, check_output_file
-from pyddpm.ops import to_host
+from pyddpm.arrays import to_host
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.image_grid import save_image_grid
 from pyddpm.train.builders import load_trained, model_fn_arrays

@@ -54,7 +54,7 @@ def test_tables_are_float64_and_alpha_bar_is_the_product():
 
 
 def test_posterior_variance_and_mean_are_the_completed_square():
-    """Eq. 7 against seed 000's derivation: precision A = 1/(1 - abar_{t-1}) + alpha_t/beta_t and
+    """Eq. 7 against its derivation by completing the square: precision A = 1/(1 - abar_{t-1}) + alpha_t/beta_t and
     mean A^-1 b with b = sqrt(abar_{t-1})/(1 - abar_{t-1}) x_0 + sqrt(alpha_t)/beta_t x_t, for t >= 2."""
     rng = np.random.default_rng(0)
     d = _diffusion()
@@ -66,7 +66,7 @@ def test_posterior_variance_and_mean_are_the_completed_square():
     b = _col(np.sqrt(abar_prev) / (1 - abar_prev)) * x0 + _col(np.sqrt(alpha) / beta) * xt
     np.testing.assert_allclose(mean, b / _col(precision), rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(var, _col(1 / precision), rtol=1e-11)
-    # ... which is seed 002's form beta-tilde_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t.
+    # ... which is the paper's form beta-tilde_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t.
     np.testing.assert_allclose(var, _col((1 - abar_prev) / (1 - d.alphas_cumprod[t]) * beta), rtol=1e-13)
     np.testing.assert_allclose(log_var, np.log(var), rtol=1e-13)
     assert mean.shape == SHAPE and var.shape == log_var.shape == (6, 1, 1, 1)
@@ -82,8 +82,8 @@ def test_posterior_at_the_first_step_is_exact_and_its_log_variance_is_clipped():
 def test_eps_form_of_the_posterior_mean():
     """Eq. 10-11: mu-tilde(x_t, x_0(eps)) = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps).
 
-    Seed 004 (Sec. 2.4) prints this mean with 1/sqrt(abar_t) in place of 1/sqrt(alpha_t); that is a typo
-    (its own Alg. 3, seed 000 and the paper's Eq. 11 have 1/sqrt(alpha_t)), and the test below would fail with it.
+    A misprint of this mean that circulates has 1/sqrt(abar_t) in place of 1/sqrt(alpha_t) (the paper's
+    Eq. 11 and Alg. 2 have 1/sqrt(alpha_t)); the test below would fail with it.
     """
     rng = np.random.default_rng(1)
     d = _diffusion()
@@ -131,7 +131,7 @@ def _vb_kl_nats(d, t, x0, noise, model_eps):
 
 
 def test_kl_term_is_lambda_weighted_noise_mse_with_beta_tilde():
-    """Seed 000, Sec. 3: with sigma_t^2 = beta-tilde_t and mu_theta in the eps form,
+    """Sec. 3.2 of the paper: with sigma_t^2 = beta-tilde_t and mu_theta in the eps form,
     KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) = lambda_t ||eps - eps_theta||^2 (summed over all D
     dimensions, in nats) with lambda_t = beta_t / (2 alpha_t (1 - abar_{t-1})); the variance part of the
     KL vanishes because both variances are beta-tilde_t. vb_terms_bpd reports that sum / D / ln 2."""
@@ -151,7 +151,7 @@ def test_kl_term_is_lambda_weighted_noise_mse_with_beta_tilde():
 
 def test_kl_term_with_sigma_squared_beta():
     """With sigma_t^2 = beta_t (fixedlarge) the KL is Eq. 12's weighted MSE plus the variance mismatch
-    D/2 (r - 1 - log r), r = beta-tilde_t / beta_t (seed 002, medium question 1)."""
+    D/2 (r - 1 - log r), r = beta-tilde_t / beta_t."""
     rng = np.random.default_rng(5)
     d = _diffusion(var_type="fixedlarge")
     t = np.array([1, 3, 10, 50, 90, 99])
@@ -274,7 +274,7 @@ def test_x0_prediction_uses_the_output_as_x0():
 
 @pytest.mark.parametrize("mean_type", ["eps", "x0"])
 def test_simple_loss_is_the_mse_to_the_target(mean_type):
-    """Eq. 14 / seed 004 Alg. 1-2: mean over C, H, W of (target - output)^2, target eps or x_0."""
+    """Eq. 14 and Alg. 1: mean over C, H, W of (target - output)^2, target eps or x_0."""
     rng = np.random.default_rng(13)
     d = _diffusion(mean_type=mean_type)
     x0, noise, w = _data(rng), rng.normal(size=SHAPE), rng.normal(size=SHAPE)

@@ -17,7 +17,7 @@ fused kernels take C-contiguous arrays, so x and the incoming gradient are made 
 """
 
 from pyddpm.autograd.tensor import Tensor, as_tensor
-from pyddpm.ops import array_module
+from pyddpm.arrays import array_module
 from pyddpm.ops.backend import resolve
 from pyddpm.ops.batched_matmul import batched_matmul
 from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, output_size, rows_to_nchw

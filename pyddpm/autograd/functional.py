@@ -4,7 +4,7 @@ silu (the paper's "swish"), inverted dropout, nearest-neighbour 2x upsampling, a
 """
 
 from pyddpm.autograd.tensor import Tensor, as_tensor
-from pyddpm.ops.group_norm import sigmoid
+from pyddpm.arrays import sigmoid
 
 
 def silu(x):

@@ -10,7 +10,7 @@ vectorised over arrays.
 
 import contextlib
 
-from pyddpm.ops import array_module
+from pyddpm.arrays import array_module
 
 _grad_enabled = True
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from pyddpm import likelihood
 from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood as ops_dgll
 from pyddpm.ops.normal_kl import normal_kl as ops_normal_kl
-from pyddpm.ops import array_module, to_host
+from pyddpm.arrays import array_module, gather, to_host
 from pyddpm.ops.p_sample_step import ReverseStepTables, p_sample_step
 from pyddpm.ops.q_sample import q_sample
 
@@ -119,9 +119,8 @@ class GaussianDiffusion:
         return t.astype(np.int64, copy=False)
 
     def _extract(self, table, t, x):
-        """table[t] as (B, 1, ..., 1) in x's dtype on x's array module; t: int (B,) indices 0..T-1."""
-        coef = table[self._timesteps(t, x)].reshape((-1,) + (1,) * (len(x.shape) - 1)).astype(x.dtype)
-        return array_module(x).asarray(coef)
+        """table[t] as (B, 1, ..., 1) in x's dtype on x's array module; t: int (B,) indices 0..T-1, checked."""
+        return gather(table, self._timesteps(t, x), x)
 
     @staticmethod
     def _kernel_arrays(*arrays):
@@ -179,6 +178,9 @@ class GaussianDiffusion:
             if hasattr(pred_x0, "backward"):
                 raise ValueError("clip_denoised=True is not differentiable; pass False for a Tensor output")
             pred_x0 = array_module(pred_x0).clip(pred_x0, -1.0, 1.0)
+        # Eq. 11 (mean_type "eps"): mu_theta = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps_theta),
+        # formed as Eq. 7's posterior mean at Eq. 15's x_0: the same number (tests/test_diffusion.py,
+        # test_eps_form_of_the_posterior_mean), with room to clip x_0 in between.
         mean, _, _ = self.q_posterior_mean_variance(pred_x0, xt, t)
         return {"mean": mean, "variance": self._extract(self.model_variance, t, xt),
                 "log_variance": self._extract(self.model_log_variance, t, xt), "pred_x0": pred_x0}
@@ -207,7 +209,7 @@ class GaussianDiffusion:
         every backend; each draw moves to the array library ``xp`` (numpy, or cupy where the model lives).
         """
         # Drawn in float64 and then cast, so one seed gives the same sample in float32 and float64.
-        x = xp.asarray(rng.standard_normal(shape).astype(dtype))
+        x = xp.asarray(rng.standard_normal(shape).astype(dtype))  # Alg. 2, line 1
         for i in tqdm(range(self.num_timesteps - 1, -1, -1), desc="sampling", disable=not progress):
             t = np.full(shape[0], i, dtype=np.int64)
             noise = xp.asarray(rng.standard_normal(shape).astype(dtype))
@@ -227,6 +229,9 @@ class GaussianDiffusion:
         true_mean, _, true_log_var = self.q_posterior_mean_variance(x0, xt, t)
         out = self.p_mean_variance(model_output, xt, t, clip_denoised)
         mean, log_var = out["mean"], out["log_variance"]
+        # L_{t-1} of Eq. 5. With mean_type "eps" it is Eq. 12, beta_t^2 / (2 sigma_t^2 alpha_t (1 - abar_t))
+        # ||eps - eps_theta||^2, plus a constant when sigma_t^2 is not beta-tilde_t (tests/test_diffusion.py,
+        # test_kl_term_is_lambda_weighted_noise_mse_with_beta_tilde and test_kl_term_with_sigma_squared_beta).
         kl = _kl_bpd(true_mean, true_log_var, mean, log_var)
         if not (to_host(t) == 0).any():  # the decoder is the costliest term: skip it when unused
             return {"output": kl, "pred_x0": out["pred_x0"]}
@@ -246,6 +251,7 @@ class GaussianDiffusion:
         xt = self.q_sample(x0, t, noise)
         model_output = model_fn(xt, t)
         if self.loss_type == "simple":
+            # Eq. 14: Eq. 12 with its weight dropped (for "eps"), averaged over the dimensions.
             target = noise if self.mean_type == "eps" else x0
             mse = _mean_flat((target - model_output) ** 2)
             return {"loss": mse, "mse": mse}
@@ -271,5 +277,6 @@ class GaussianDiffusion:
             vb_terms[:, i] = out["output"]
             mse[:, i] = _mean_flat((out["pred_x0"] - x0) ** 2)
         prior_bpd = self.prior_bpd(x0).astype(np.float64)
+        # Eq. 5: L_T + sum over t > 1 of L_{t-1} + L_0.
         return {"total_bpd": vb_terms.sum(axis=1) + prior_bpd, "prior_bpd": prior_bpd,
                 "vb_terms": vb_terms, "mse": mse}

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from pyddpm import autograd as ag
-from pyddpm.ops import to_host
+from pyddpm.arrays import to_host
 from pyddpm.nn.layers import Conv2d, GroupNorm
 from pyddpm.nn.module import Module
 

@@ -29,7 +29,8 @@ and for the row kernels' out= an array like the input that is either that input 
 
 import numpy as np
 
-from pyddpm.ops import array_module, checks
+from pyddpm.arrays import array_module
+from pyddpm.ops import checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 

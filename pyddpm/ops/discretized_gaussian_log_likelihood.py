@@ -15,12 +15,10 @@ With per_sample_bpd=True the result is -mean(log p) / ln 2 over each sample, sha
 reduced in the same pass (in double on the CPU and on the GPU).
 """
 
-import math
-
 import numpy as np
 
 from pyddpm import likelihood
-from pyddpm.ops import array_module, checks
+from pyddpm.ops import checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 
@@ -57,23 +55,9 @@ def discretized_gaussian_log_likelihood(x, means, log_scales, per_sample_bpd=Fal
 def discretized_gaussian_log_likelihood_reference(x, means, log_scales, per_sample_bpd=False):
     """The NumPy reference: pyddpm.likelihood's float64 evaluation, then the per-sample reduction. Unchecked:
     it broadcasts any shapes NumPy broadcasts (a 1-D log_scales of length B still means one per sample)."""
-    log_scales = per_sample_broadcastable(log_scales, x)
+    log_scales = likelihood.per_sample_broadcastable(log_scales, x)
     log_p = likelihood.discretized_gaussian_log_likelihood(x, means, log_scales)
-    return bits_per_dim(log_p, -1.0) if per_sample_bpd else log_p
-
-
-def per_sample_broadcastable(a, like):
-    """A 1-D (B,) array meant per sample, reshaped to (B, 1, ..., 1) so NumPy broadcasting agrees."""
-    if getattr(a, "ndim", 0) == 1 and getattr(like, "ndim", 0) > 1 and a.shape[0] == like.shape[0]:
-        return a.reshape((a.shape[0],) + (1,) * (like.ndim - 1))
-    return a
-
-
-def bits_per_dim(values, sign):
-    """sign * mean over each sample / ln 2, shape (B,), averaged in float64 and returned in values' dtype."""
-    xp = array_module(values)
-    mean = values.reshape(values.shape[0], -1).mean(axis=1, dtype=xp.float64)
-    return (sign * mean / math.log(2.0)).astype(values.dtype)
+    return likelihood.bits_per_dim(log_p, -1.0) if per_sample_bpd else log_p
 
 
 def _cuda(x, means, log_scales, per_sample, per_sample_bpd):

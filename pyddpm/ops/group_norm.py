@@ -13,17 +13,12 @@ The fused kernels: csrc/kernels/group_norm.cuh (math), csrc/cpu/group_norm.cpp, 
 
 import numpy as np
 
-from pyddpm.ops import array_module, checks
+from pyddpm.arrays import array_module, sigmoid
+from pyddpm.ops import checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 
 EPS = 1e-6  # tf.contrib.layers.group_norm's epsilon, as in the official DDPM code
-
-
-def sigmoid(z):
-    """Logistic function without overflow for large |z| (tanh saturates instead of exp overflowing)."""
-    xp = array_module(z)
-    return 0.5 * (1.0 + xp.tanh(0.5 * z))
 
 
 def check_group_norm(backend, x, gamma, beta, num_groups, silu, eps):

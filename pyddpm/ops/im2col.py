@@ -17,7 +17,8 @@ return exactly the reference's layouts.
 
 import numpy as np
 
-from pyddpm.ops import array_module, checks
+from pyddpm.arrays import array_module
+from pyddpm.ops import checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 

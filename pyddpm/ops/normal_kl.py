@@ -18,7 +18,6 @@ from pyddpm import likelihood
 from pyddpm.ops import checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
-from pyddpm.ops.discretized_gaussian_log_likelihood import bits_per_dim, per_sample_broadcastable
 
 _FN = "normal_kl"
 
@@ -56,9 +55,10 @@ def normal_kl_reference(mean1, logvar1, mean2, logvar2, per_sample_bpd=False):
     """The NumPy reference: pyddpm.likelihood.normal_kl, then the per-sample reduction. Unchecked: it
     broadcasts any shapes NumPy broadcasts (a 1-D logvar of length B still means one per sample)."""
     like = mean1 if getattr(mean1, "ndim", 0) else mean2
-    logvar1, logvar2 = per_sample_broadcastable(logvar1, like), per_sample_broadcastable(logvar2, like)
+    logvar1 = likelihood.per_sample_broadcastable(logvar1, like)
+    logvar2 = likelihood.per_sample_broadcastable(logvar2, like)
     kl = likelihood.normal_kl(mean1, logvar1, mean2, logvar2)
-    return bits_per_dim(kl, 1.0) if per_sample_bpd else kl
+    return likelihood.bits_per_dim(kl, 1.0) if per_sample_bpd else kl
 
 
 def _cuda(mean1, logvar1, per_sample1, mean2, logvar2, per_sample2, per_sample_bpd):

@@ -24,10 +24,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pyddpm.ops import array_module, checks
+from pyddpm.arrays import array_module, gather
+from pyddpm.ops import checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
-from pyddpm.ops.q_sample import gather
 
 MEAN_TYPES = ("eps", "x0")
 

@@ -12,7 +12,8 @@ The fused kernels: csrc/kernels/q_sample.cuh (math), csrc/cpu/q_sample.cpp, csrc
 
 import numpy as np
 
-from pyddpm.ops import array_module, checks
+from pyddpm.arrays import gather
+from pyddpm.ops import checks
 from pyddpm.ops.backend import extension, resolve
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 
@@ -24,14 +25,6 @@ def check_q_sample(backend, x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_al
                                 {"sqrt_alphas_cumprod": sqrt_alphas_cumprod,
                                  "sqrt_one_minus_alphas_cumprod": sqrt_one_minus_alphas_cumprod},
                                 {"x0": x0, "noise": noise})
-
-
-def gather(table, t, x):
-    """table[t] as (B, 1, ..., 1) in x's dtype on x's array module: gathered on the host in float64 (the
-    tables are NumPy arrays), rounded once."""
-    t = t.get() if hasattr(t, "get") else t
-    coef = table[t].reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
-    return array_module(x).asarray(coef)
 
 
 def q_sample(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod, backend=None):

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from pyddpm.autograd import no_grad
 from pyddpm.data import to_model_range
 from pyddpm.image_grid import save_image_grid
-from pyddpm.ops import to_host
+from pyddpm.arrays import to_host
 from pyddpm.ops.backend import array_library, set_backend
 from pyddpm.train.builders import build_diffusion, build_model, load_split, model_fn_arrays
 from pyddpm.train.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint

@@ -7,7 +7,7 @@ fused pass per tensor on the cpu and cuda backends, with the same numbers.
 
 import math
 
-from pyddpm.ops import array_module
+from pyddpm.arrays import array_module
 from pyddpm.ops.adam_ema import adam_ema
 from pyddpm.ops.backend import resolve
 
