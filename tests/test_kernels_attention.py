@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gradcheck import check_grads
-from kernels import FAST_BACKENDS, randn, to_backend, to_numpy
+from kernels import FAST_BACKENDS, assert_matches, randn, to_backend, to_numpy
 from pyddpm import autograd as ag
 from pyddpm.ops import backend as backends
 from pyddpm.ops.attention import (attention, attention_backward, attention_reference, attention_backward_reference,
@@ -23,10 +23,7 @@ def dtypes_for(backend):
 
 
 def assert_close(got, want, dtype, name):
-    got = to_numpy(got)
-    assert got.dtype == dtype, name
-    scale = max(1.0, float(np.abs(want).max()))
-    np.testing.assert_allclose(got, want, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale, err_msg=name)
+    assert_matches(got, want, dtype, name, **TOL[dtype])
 
 
 def random_qkv_dout(shape):
@@ -172,16 +169,6 @@ def test_row_kernels_alone(backend, shape):
     assert_close(sb, p_ref, np.float32, "softmax_rows in place")
 
 
-def assert_same_non_finite(got, want, dtype, name):
-    """NaN and +-inf exactly where the reference has them, the finite values within TOL."""
-    got = to_numpy(got)
-    for what, where in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf)):
-        np.testing.assert_array_equal(where(got), where(want), err_msg=f"{name}: where {what} is")
-    finite = np.isfinite(want)
-    if finite.any():
-        assert_close(got[finite], want[finite], dtype, name)
-
-
 def non_finite_scores(rng, shape):
     """Scores (float64) with, in the first six rows of every matrix: a NaN; a +inf; all -inf; two -inf in a
     finite row; a -inf and a NaN; a +inf and a -inf. The other rows finite."""
@@ -217,10 +204,10 @@ def test_row_kernels_non_finite_rows_as_the_reference(backend, shape, scale, dty
     assert (p_ref[..., zero_row, :] == 0).any() and np.isfinite(p_ref[..., zero_row, :]).all()
     sb, dpb = to_backend(backend, s.astype(dtype), dp.astype(dtype))
     p = softmax_rows(sb, scale, backend=backend)
-    assert_same_non_finite(p, p_ref, dtype, f"P on {backend}")
+    assert_close(p, p_ref, dtype, f"P on {backend}")
     assert (to_numpy(p)[p_ref == 0] == 0).all(), "P is not exactly 0 where the score is -inf"
     ds = softmax_backward_rows(p, dpb, scale, backend=backend)  # from the backend's own P
-    assert_same_non_finite(ds, ds_ref, dtype, f"dS on {backend}")
+    assert_close(ds, ds_ref, dtype, f"dS on {backend}")
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
@@ -242,7 +229,7 @@ def test_non_finite_inputs_as_the_reference(backend, shape, dtype):
     assert np.isnan(p_ref[0, 1, 0]).all() and p_ref[0, 1, 1, 4] == 0 and np.isfinite(p_ref[0, 1, 1]).all()
     assert np.isnan(ref[0][-1, 2, :, 1]).all() and np.isfinite(np.delete(ref[0][-1, 2], 1, axis=1)).all()
     for name, want, g in zip(["out", "P", "dq", "dk", "dv"], ref, got):
-        assert_same_non_finite(g, want, dtype, f"{name} on {backend}, shape {shape}")
+        assert_close(g, want, dtype, f"{name} on {backend}, shape {shape}")
 
 
 def test_autograd_through_the_cpu_backend():
