@@ -6,19 +6,11 @@
 // through their strides (the U-Net passes views of its qkv projection): each is packed once per matrix
 // for the matmul that reads it as B, and read in place where it is A.
 //
-// Why fused: at the U-Net's N = 256, one matrix and everything made from it (at d = 128: q, k, v 128 KB
-// each, S/P and dS 256 KB each) fit one core's L2, so S goes from the matmul to the softmax and on to
-// P v without a trip to memory, and the 16 small matmuls per call do not each pay a BLAS call's
-// threading and packing. The matmuls are csrc/cpu/micro_gemm.h's register tile (AVX-512 where the build
-// has it, plain C++ otherwise and for double); the row math is csrc/kernels/attention.cuh's, shared with
-// the CUDA path, which keeps cuBLAS matmuls around the row kernels softmax_rows and softmax_backward_rows
-// below (also bound here, for that path's tests). Row kernels: OpenMP over rows, each row's loops
-// vectorised (omp simd; the float exp is exp_f32, which the compiler vectorises, unlike glibc's expf).
-// Row sums accumulate in double whatever T is. The loops only ever read and write index j of a row
-// together, so out may alias an input.
-//
-// One (batch, head) per thread: B * heads below the thread count leaves threads idle (2 cores here; the
-// U-Net's attention has one head and batches of 2 and more).
+// Why fused: at the U-Net's N = 256 one matrix and everything made from it (at d = 128: q, k, v 128 KB
+// each, S/P and dS 256 KB each) fit one core's L2, so S goes from the matmul to the softmax and on to P v
+// without a trip to memory, and the 16 small matmuls per call (csrc/cpu/micro_gemm.h) do not each pay a
+// BLAS call's threading and packing. One (batch, head) per thread: B * heads below the thread count
+// leaves threads idle (the U-Net's attention has one head and batches of 2 and more).
 #include "cpu/attention.h"
 
 #include <algorithm>
@@ -31,6 +23,12 @@
 namespace pyddpm {
 
 namespace {
+
+// The row kernels softmax_rows and softmax_backward_rows: the CUDA path keeps cuBLAS matmuls around them
+// (the math, csrc/kernels/attention.cuh, is shared), and they are bound here too, for that path's tests.
+// OpenMP over rows, each row's loops vectorised (omp simd, with exp_f32: glibc's expf does not vectorise),
+// row sums in double whatever T is. The loops only ever read and write index j of a row together, so out
+// may alias an input.
 
 // One row of softmax_rows: y = softmax(scale * x), n values; y may be x.
 template <typename T>

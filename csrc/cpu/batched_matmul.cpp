@@ -4,9 +4,10 @@
 //
 // Why not NumPy's stacked matmul: it calls sgemm once per matrix, and each call splits its matrix over the
 // BLAS threads and meets them again at the end. Winograd's matrices are 16 middling ones (128 x 128 x 4096
-// down to 32 x 32 x 2048): OpenBLAS ran them at 87-211 GFLOP/s of the machine's ~370. Here OpenMP splits
-// the whole stack at once into (matrix, column panel) pieces, one thread each, no meeting in between: each
-// piece packs its panel of b (k x 64 floats: L1 at k = 128, L2 at k = 4096) and sweeps a's rows over it.
+// down to 32 x 32 x 2048), on which that runs well below the machine's matmul rate (benchmarks/RESULTS.md,
+// "Winograd F(2x2, 3x3) and batched_matmul"). Here OpenMP splits the whole stack at once into (matrix,
+// column panel) pieces, one thread each, no meeting in between: each piece packs its panel of b (k x 64
+// floats: L1 at k = 128, L2 at k = 4096) and sweeps a's rows over it.
 //
 // Shapes: a (n, m, k), b (n, k, p) read through any strides (a transposed view costs nothing for a, a
 // gather while packing for b); c (n, m, p) contiguous. float32 on the SIMD tile; double on the plain loop.

@@ -2,11 +2,9 @@
 // once per element, keeps per-(sample, channel) partials of dgamma/dbeta and sums them over the batch in
 // a fixed order: deterministic, no atomics, whichever thread takes a (sample, group).
 //
-// The (sample, group)s are handed out guided, not in static halves: with OMP_WAIT_POLICY=PASSIVE (pyddpm's
-// default, see pyddpm/__init__.py) the other thread sleeps between kernels, and on these VMs it wakes
-// 0.1-0.3 ms late when the calling thread has been busy elsewhere; the caller then takes more of the groups
-// instead of waiting for it. Measured at (32, 128, 16, 16) after 12 ms of other work: forward 0.57 ->
-// 0.44 ms; 0.33 ms either way when called back to back.
+// The (sample, group)s are handed out guided, not in static halves: an OpenMP thread left idle between
+// kernels goes to sleep and wakes late when the next region starts, so the calling thread takes more of
+// the groups while it wakes instead of waiting for it (benchmarks/RESULTS.md, "The run of 2026-11-24").
 //
 // Sums (the statistics, and the backward's four) run in kLanes independent lanes of T, restarted every
 // kBlock elements and added into double lanes, then the lanes are added in a fixed order: vector adds
@@ -22,9 +20,9 @@
 #include "cpu/vec_f32.h"
 #include "kernels/group_norm.cuh"
 
-// GCC's -march=native keeps AVX-512 machines at 256-bit vectors; these loops are arithmetic-bound on
-// data in L1 (a (sample, group) is 4-16 KB), so full-width vectors cut both passes by a third (measured
-// 1 thread: fwd 0.95 -> 0.75 ms, bwd 1.67 -> 1.18 ms at (32, 128, 16, 16)). No effect without AVX-512.
+// GCC's -march=native keeps AVX-512 machines at 256-bit vectors; these loops are arithmetic-bound on data
+// in L1 (a (sample, group) is 4-16 KB), so full-width vectors shorten both passes (benchmarks/RESULTS.md,
+// "Figures moved out of code comments"). No effect without AVX-512.
 #pragma GCC target("prefer-vector-width=512")
 namespace pyddpm {
 namespace {

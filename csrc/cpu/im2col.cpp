@@ -4,13 +4,14 @@
 // The zero padding is fused into that pass: each (sample, channel) plane of x is read once into a per-thread
 // padded tile ((H + 2p [+ 1]) x (W + 2p) values, about 1.4 KB at 16 x 16: it stays in L1), and every tap is
 // copied out of the tile with no bounds logic. No padded copy of the tensor is made. (Copying the taps
-// straight from x, as zero runs and 16-value pieces per row and tap, was 2.3x slower for the row layout.)
+// straight from x, as zero runs and short pieces per row and tap, is slower for the row layout:
+// benchmarks/RESULTS.md, "Figures moved out of code comments".)
 //
 // The col2im's are the mirror image: per plane, every tap is added into a padded double tile in a fixed
 // order (ky, then kx: the reference's order), then the image is cropped out of it. Parallel over planes,
 // each owned by one thread: no atomics, no races, the same result for any thread count. Tap-major order
-// matters: gathering row by row added 9 overlapping, shifted vectors into one short row in a burst, and
-// the stalled store-to-load forwarding made it 2-5x slower.
+// matters: adding row by row puts 9 overlapping, shifted vectors into one short row in a burst, and each
+// load then stalls on the store before it (store-to-load forwarding fails on partly overlapping stores).
 #include "cpu/im2col.h"
 
 #include <algorithm>

@@ -1,17 +1,11 @@
 // A small single-threaded matrix product, C = A B (or C += A B), with A read through any strides (so A may
 // be a transposed view: P^T, dS^T) and B packed first. Its users: the fused CPU attention
 // (csrc/cpu/attention.cpp), batched_matmul, and the one-pass Winograd (csrc/cpu/winograd_fused.cpp, whose
-// transforms write B's blocks straight into the packed layout).
+// transforms write B's blocks straight into the packed layout, described at packed_size).
 //
 // Why not BLAS: attention multiplies many small (256 x 256 x d) matrices. Calling sgemm once per matrix
 // pays its threading and packing per call and leaves the softmax in between to a separate pass over
 // memory; a kernel that owns one (batch, head) matrix on one thread keeps all of it in that core's L2.
-//
-// Packed B: column panels of kPanel columns, each panel k rows of its width contiguous; the last panel's
-// width is rounded up to a multiple of the vector width kVec (pack_b writes zeros there; any finite values
-// would do), so the tile below always loads whole vectors inside the buffer and stores only the real
-// columns (a masked store).
-// Panel j0 (a multiple of kPanel) starts at j0 * k.
 //
 // float runs a register tile in AVX-512 or AVX2 + FMA, whichever the build targets (-march=native);
 // double, and float on other machines, a plain loop with the same packing.
@@ -82,7 +76,10 @@ struct Matrix {
     Matrix t() const { return {data, cs, rs}; }  // the transpose, a view like numpy's .T
 };
 
-// Elements of a packed k x n B.
+// Packed B: column panels of kPanel columns, panel j0 (a multiple of kPanel) at j0 * k, each k rows of its
+// width contiguous. The last panel's width is rounded up to a multiple of the vector width kVec (pack_b
+// writes zeros there; any finite values would do), so the tiles below always load whole vectors inside
+// the buffer and store only the real columns (a masked store). packed_size: its elements for a k x n B.
 inline long packed_size(long k, long n) { return k * round_up(n, kVec); }
 
 // Packs B (k x n) into dst (packed_size(k, n) elements).
@@ -144,8 +141,8 @@ inline void transpose16(__m512 r[16]) {
 #endif
 
 // Packs B (k x n) stored the other way round, as S = B^T (n x k, rows ld apart: B[p][j] = s[j * ld + p]),
-// into pack_b's layout. Element by element that is a gather; in AVX-512, float, whole 16 x 16 blocks
-// are transposed in registers instead (4x faster), and only the edges go element by element.
+// into pack_b's layout. Element by element that is a gather, one load per value; in AVX-512, float, whole
+// 16 x 16 blocks are transposed in registers instead, and only the edges go element by element.
 template <typename T>
 void pack_b_transposed(long k, long n, const T* s, long ld, T* dst) {
     for (long j0 = 0; j0 < n; j0 += kPanel) {

@@ -6,8 +6,8 @@
 // Why not leave it to the compiler, which vectorises the scalar math too: without fast-math (which the
 // numerics here cannot have) GCC must keep sigmoid's exact division and builds exp's 2^n from compare-and-
 // blend clamps, a convert, an add and a shift. Here 2^n is one vscalefps and 1/d is rcp14 and one Newton
-// step (relative error about 2^-28, below float's rounding): GroupNorm's forward takes 26 instructions for
-// 16 outputs, load and store included, against 31 with a vdivps (benchmarks/RESULTS.md, "GroupNorm").
+// step (relative error about 2^-28, below float's rounding): fewer instructions per vector and no vdivps
+// (benchmarks/RESULTS.md, "The run of 2026-11-24").
 //
 // map() runs such a function over arrays: in F32x16 vectors (a masked tail) where the build has them and
 // T is float, else as a scalar loop the compiler vectorises.

@@ -1,23 +1,12 @@
-// A whole Winograd F(2x2, 3x3) convolution in one pass on the CPU: input transform, the 16 matrix
-// multiplies and output transform for one block of tiles at a time, the block's transformed tiles held in
-// cache. The math is csrc/kernels/winograd.cuh's; the three-step path (csrc/cpu/winograd.cpp around
-// batched_matmul) computes the same products and stays for small tile counts (one block would leave the
-// other threads idle), images wider than 2 * kPanel pixels, and the GPU (pyddpm/autograd/conv.py decides).
-//
-// Why: the unfused path writes V (16 values per 4 pixels of x: 4x x) and M (4x y) to memory and reads them
-// back. With 32-64 channels the 16 products are short (k = C) and the passes over V and M took as long as
-// the multiplies (benchmarks/RESULTS.md, "Winograd"). Here a block is one packed panel of the micro-kernel
-// (csrc/cpu/micro_gemm.h): up to kPanel tiles, so V's block (16, C, kPanel) is already in the layout the
-// kernel reads, nothing is packed, and V and M never leave L2 (128 KB each at 32 channels).
-//
-// Blocks never straddle two samples: a block is either `S` whole samples (when a sample has at most kPanel
-// tiles) or `R` tile rows of one sample. Tile j of a block is ((b - b0) * rows + (ty - ty0)) * TW + tx.
-//
-// The backward recomputes V from x instead of keeping it (4x the input's size less memory) and works in
-// units that own whole samples, so the overlapping tiles' input gradients add up inside one thread:
-// a unit is one block of whole samples, or all the blocks of one sample. dU is summed per group of units
-// (groups fixed by the shape, not the thread count) and the groups added in order: the same result for
-// any number of threads.
+// A whole Winograd F(2x2, 3x3) convolution in one pass on the CPU (math: csrc/kernels/winograd.cuh): the
+// input transform, the 16 matrix multiplies and the output transform for one block of tiles at a time.
+// Why: the three-step path (csrc/cpu/winograd.cpp around batched_matmul) writes V and M (4x the image each
+// comes from) to memory and reads them back, and at 32-64 channels, where the products are short (k = C),
+// that traffic costs as much as the multiplies (benchmarks/RESULTS.md, "In one pass"). Here a block is one
+// packed panel of the micro-kernel (csrc/cpu/micro_gemm.h): up to kPanel tiles, so V's block (16, C, kPanel)
+// is already in the layout the kernel reads, nothing is packed, and V and M stay in L2 (128 KB each at 32
+// channels). The three steps stay for small tile counts (one block would leave the other threads idle),
+// images wider than 2 * kPanel pixels, and the GPU (pyddpm/autograd/conv.py decides).
 #include "cpu/winograd_fused.h"
 
 #include <algorithm>
@@ -35,6 +24,8 @@ using gemm::kPanel;
 constexpr long kGroups = 8;          // dU's partial sums: enough groups to share among a few threads,
 constexpr long kPartials = 1L << 21;  // and at most about this many values in all
 
+// Blocks never straddle two samples: a block is either `S` whole samples (when a sample has at most kPanel
+// tiles) or `R` tile rows of one sample. Tile j of a block is ((b - b0) * rows + (ty - ty0)) * TW + tx.
 struct Blocks {
     long B;
     rows::Plane plane;  // each sample's H x W pixels, TH x TW tiles
@@ -67,8 +58,8 @@ struct Blocks {
 
 // The distance between the 16 slabs of a block's V or M (rows x wp each), 16 elements (a cache line of
 // floats) more than their size: the transforms write all 16 at once, and at a multiple of 4 KB apart the 16
-// streams would share one L1 set (and their stores would look like they alias the loads): 1.5x slower at 32
-// channels (benchmarks/RESULTS.md, "In one pass").
+// streams would share one L1 set and their stores would look like they alias the loads (4K aliasing;
+// benchmarks/RESULTS.md, "In one pass").
 inline long slab_size(long rows, long wp) { return rows * wp + 16; }
 
 // One thread's scratch: the block's V (16, C, wp) and M (16, K, wp) in the packed layout, what the row
@@ -167,6 +158,10 @@ void winograd_conv_cpu(const T* x, const T* u, const T* bias, T* y, long B, long
     }
 }
 
+// The backward recomputes V from x rather than keeping it (4x the input's size) and works in units that own
+// whole samples (one block of whole samples, or all the blocks of one sample), so the overlapping tiles'
+// input gradients add up inside one thread. dU is summed per group of units, groups fixed by the shape, not
+// the thread count, and added in order: the same result for any number of threads.
 template <typename T>
 void winograd_conv_backward_cpu(const T* x, const T* u, const T* dy, T* dx, T* du_sum, T* db_sum, long B, long C,
                                 long K, long H, long W) {

@@ -10,7 +10,7 @@
 // column or per tile; `omp simd` because the compiler cannot tell the rows apart from the arrays they are
 // written to). Where the second step reads the first's output at other offsets than it was written, the
 // first runs over all the tile rows before the second starts: a load that straddles two fresh stores waits
-// for them to reach the cache (1.5x on the one-pass kernel's input transform, benchmarks/RESULTS.md).
+// for them to reach the cache (benchmarks/RESULTS.md, "In one pass").
 #pragma once
 
 #include <algorithm>
@@ -76,9 +76,9 @@ void input(const T* x, const Plane& p, long ty0, long ty1, T* v, long slab, T* t
     }
 }
 
-// The adjoint of input: B dv B^T of each tile added into acc (bordered, above), tile rows in order. B along the rows per tile into q (4 x 4, TW)
-// per tile row; the overlapping tiles' values summed into t's rows; B down the columns, added to each tile
-// row's 4 rows of acc.
+// The adjoint of input: B dv B^T of each tile added into acc (bordered, above), tile rows in order. B along
+// the rows per tile into q (4 x 4, TW) per tile row; the overlapping tiles' values summed into t's rows; B
+// down the columns, added to each tile row's 4 rows of acc.
 template <typename T>
 void input_grad(const T* dv, long slab, const Plane& p, long ty0, long ty1, T* acc, T* q, T* t) {
     const long TW = p.TW, cols = p.cols(), rows = ty1 - ty0;

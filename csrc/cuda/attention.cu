@@ -7,10 +7,6 @@
 // would leave three quarters of its threads idle; and a warp reduces with shuffles alone, with no shared
 // memory or barriers. At N of a few thousand each lane loops over ~100 values, still coalesced (lane j
 // reads index j + 32i). Each row is read from memory once and then from cache (N = 256: 1 KB a row).
-//
-// softmax_rows:          max of scale*s (warp max), e = exp(scale*s - max) written out and summed
-//                        (warp sum), then out *= 1 / sum.
-// softmax_backward_rows: dot = sum dp * p (warp sum), then ds = scale * p * (dp - dot).
 // A warp's 32 lanes share one row, so `row < rows` is uniform across the warp and the full-mask shuffles
 // inside it are well defined; the kernels have no barrier.
 #include <cmath>
@@ -30,6 +26,7 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
+// max of scale*s (warp max), e = exp(scale*s - max) written out and summed (warp sum), then out *= 1 / sum.
 __global__ void softmax_rows_kernel(const float* s, float* p, long rows, int n, float scale) {
     const long row = long(blockIdx.x) * WARPS + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
@@ -50,6 +47,7 @@ __global__ void softmax_rows_kernel(const float* s, float* p, long rows, int n, 
     }
 }
 
+// dot = sum dp * p (warp sum), then ds = scale * p * (dp - dot).
 __global__ void softmax_backward_rows_kernel(const float* p, const float* dp, float* ds, long rows, int n,
                                              float scale) {
     const long row = long(blockIdx.x) * WARPS + threadIdx.x / 32;

@@ -1,8 +1,9 @@
 // What every CUDA kernel file shares: the launch macro, error checks, and block-wide reductions.
 //
-// Rules that keep the kernels portable to the CPU emulation used in CI (README, "Kernels"): block sizes
-// are multiples of 32; no return before a barrier (threads carry an `active` flag instead); warp
-// operations only through *_sync with the full mask; no float atomics where a result must be reproducible.
+// Rules that keep the kernels portable to the CPU emulation used in CI (csrc/emu/README.md, "Rules for
+// kernels"): block sizes are multiples of 32; no return before a barrier (threads carry an `active` flag
+// instead); warp operations only through *_sync with the full mask; no float atomics where a result must
+// be reproducible.
 #pragma once
 
 #include <cuda_runtime.h>

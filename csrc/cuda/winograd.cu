@@ -2,17 +2,9 @@
 // csrc/kernels/winograd.cuh; the reference is pyddpm/ops/winograd.py. Between these kernels the convolution
 // is 16 matrix multiplies, run by CuPy's cuBLAS (pyddpm/autograd/conv.py).
 //
-//   winograd_input, winograd_output_grad:  one thread per (channel, tile): gather the tile (zeros for the
-//       padding and past an odd edge), transform it, write its 16 values to the 16 slabs. Consecutive
-//       threads are consecutive tiles p, so each slab's write is coalesced.
-//   winograd_output:  one thread per (channel, tile): read its 16 values (coalesced), transform, write the
-//       2x2 outputs that lie inside the image, plus the bias.
-//   winograd_input_grad:  the tiles overlap (4x4 tiles at stride 2), so instead of scattering each tile with
-//       atomics, one thread per 2x2 "quad" of the zero-padded image (padded rows 2qy, 2qy + 1, columns 2qx,
-//       2qx + 1) gathers the quarters of the <= 4 tiles that cover it: tile (qy - a, qx - e) contributes
-//       its rows 2a, 2a + 1 and columns 2e, 2e + 1. The adds run in the reference's order (tile rows, then
-//       columns, from the quad's own tile back), so the result is reproducible. Per image pixel this reads
-//       16 values, as a thread per pixel reading only the taps it needs would.
+// One thread per (channel, tile), consecutive threads on consecutive tiles p, so that each of the 16 slabs
+// is read or written coalesced; except winograd_input_grad, whose tiles overlap: it gathers per 2x2 quad
+// of the image instead of scattering with atomics, so its sums are reproducible.
 // Indices are int: the bindings refuse arrays of 2^31 elements or more.
 #include "cuda/winograd.h"
 
@@ -35,6 +27,8 @@ __device__ __forceinline__ Tile tile_of(int i, int P, int TH, int TW) {
     return {i / P, p / (TW * TH), p / TW % TH, p % TW};
 }
 
+// Gather the tile (zeros for the padding and past an odd edge), transform it, write its 16 values to the
+// 16 slabs.
 __global__ void winograd_input_kernel(const float* x, float* v, int n, int P, int C, int H, int W, int TH, int TW) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
@@ -53,6 +47,12 @@ __global__ void winograd_input_kernel(const float* x, float* v, int n, int P, in
     }
 }
 
+// The tiles overlap (4x4 tiles at stride 2), so instead of scattering each tile with atomics, one thread
+// per 2x2 "quad" of the zero-padded image (padded rows 2qy, 2qy + 1, columns 2qx, 2qx + 1) gathers the
+// quarters of the <= 4 tiles that cover it: tile (qy - a, qx - e) contributes its rows 2a, 2a + 1 and
+// columns 2e, 2e + 1. The adds run in the reference's order (tile rows, then columns, from the quad's own
+// tile back), so the result is reproducible. Per image pixel this reads 16 values, as a thread per pixel
+// reading only the taps it needs would.
 __global__ void winograd_input_grad_kernel(const float* dv, float* dx, int n, int slab, int P, int C, int H, int W,
                                            int TH, int TW, int QH, int QW) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -83,6 +83,8 @@ __global__ void winograd_input_grad_kernel(const float* dv, float* dx, int n, in
     }
 }
 
+// Read the tile's 16 values (coalesced), transform, write the 2x2 outputs that lie inside the image, plus
+// the bias.
 __global__ void winograd_output_kernel(const float* m, const float* bias, float* y, int n, int P, int K, int H,
                                        int W, int TH, int TW) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -103,6 +105,7 @@ __global__ void winograd_output_kernel(const float* m, const float* bias, float*
     }
 }
 
+// Gather dy's 2x2 tile (zeros past an odd edge), transform it, write its 16 values to the 16 slabs.
 __global__ void winograd_output_grad_kernel(const float* dy, float* dm, int n, int P, int K, int H, int W, int TH,
                                             int TW) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;

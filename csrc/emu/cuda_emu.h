@@ -1,18 +1,17 @@
 // A CPU emulation of the CUDA execution model, so that the unchanged csrc/cuda/*.cu sources run under g++
-// in CI (DESIGN.md, "Kernels: written once, run three ways"; csrc/emu/README.md). Test-only: nothing in
-// the installed package includes it.
+// in CI (docs/design.md, "Kernels: written once, run three ways"; how it runs and what it reports:
+// csrc/emu/README.md). Test-only: nothing in the installed package includes it.
 //
 // Every CUDA thread of a block is its own std::thread (ThreadSanitizer understands them; fibers it does
 // not), so __syncthreads and warp shuffles are real rendezvous; the threads of a block take turns in a
-// deterministic order (emu.cpp) and the blocks of a grid run one after another. What breaks the rules is reported as pyddpm_emu::KernelError naming the kernel, the block and
-// the thread: a barrier that not every thread reaches, a warp operation with a mask other than the full
-// one, divergent barriers or warp operations, deadlock. Shared memory is poisoned with 0xff bytes (NaN for
-// float and double) before every block.
+// deterministic order (emu.cpp) and the blocks of a grid run one after another. A broken rule is reported
+// as pyddpm_emu::KernelError naming the kernel, the block and the thread.
 //
 // Compile a .cu file with: g++ -x c++ -std=c++17 -include csrc/emu/cuda_emu.h -Icsrc/emu -Icsrc ...
-// (csrc/emu/cuda_runtime.h stands in for the real one), -fdata-sections, and link with
-// -Wl,-T,csrc/emu/shared.ld, which gathers every function-local static of the .cu objects (in device
-// code those can only be __shared__ variables) between two symbols that the launch re-poisons.
+// (csrc/emu/cuda_runtime.h stands in for CUDA's) -fdata-sections, and link with -Wl,-T,csrc/emu/shared.ld,
+// which gathers every function-local static of the .cu objects (in device code, only __shared__ variables)
+// between two symbols; the launch poisons that range with 0xff bytes (NaN as float and double) before
+// every block.
 #pragma once
 
 #include <cstddef>

@@ -5,14 +5,6 @@
 // makes deadlock a plain fact (no thread runnable, not all returned) rather than a timeout, and lets the
 // first warps run ahead of the rest as far as the barriers allow, so that a missing barrier usually shows
 // as a wrong answer (shared memory is poisoned, so a read before a write gives NaN).
-//
-// One mutex per block guards the emulation's state. Under ThreadSanitizer (built with -DPYDDPM_EMU_TSAN,
-// this file itself not instrumented) that mutex and the turn-taking must not order the kernel's memory
-// accesses, or they would hide the races we look for. So the emulation's own synchronisation is ignored
-// (AnnotateIgnoreSync) and the ordering CUDA guarantees is declared explicitly: each thread releases a
-// sync object when it arrives at a barrier (or warp operation) and acquires it when it leaves. Two objects
-// used alternately by the parity of the barrier count suffice: a thread cannot arrive at barrier k+2
-// before every thread has left barrier k.
 #include "cuda_emu.h"
 
 #include <algorithm>
@@ -29,6 +21,13 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+// One mutex per block guards the emulation's state. Under ThreadSanitizer (built with -DPYDDPM_EMU_TSAN,
+// this file itself not instrumented) that mutex and the turn-taking must not order the kernel's memory
+// accesses, or they would hide the races we look for. So the emulation's own synchronisation is ignored
+// (AnnotateIgnoreSync) and the ordering CUDA guarantees is declared explicitly: each thread releases a
+// sync object when it arrives at a barrier (or warp operation) and acquires it when it leaves. Two objects
+// used alternately by the parity of the barrier count suffice: a thread cannot arrive at barrier k+2
+// before every thread has left barrier k.
 #if defined(PYDDPM_EMU_TSAN)
 extern "C" {
 void AnnotateIgnoreSyncBegin(const char* file, int line);

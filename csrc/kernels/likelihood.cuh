@@ -1,33 +1,16 @@
-// The variational bound's per-element terms (reference: pyddpm/likelihood.py, the float64 oracle):
-//   the discretized Gaussian decoder log p(x | mean, sigma) of Eq. 13 (Ho et al. 2020), in nats, and
-//   the Gaussian KL of Eq. 5's L_{t-1} terms, in nats.
+// The variational bound's per-element terms (reference: pyddpm/likelihood.py, the float64 oracle): the
+// discretized Gaussian decoder log p(x | mean, sigma) of Eq. 13 (Ho et al. 2020) and the Gaussian KL of
+// Eq. 5's L_{t-1} terms, both in nats.
 //
-// Decoder. x is on the 256-level grid in [-1, 1]; its bin is x +- h, h = 1/255, except that the bin of
-// x = -1 is open to -inf and the bin of x = +1 open to +inf. With c = x - mean and s = exp(log_scale):
+// Decoder. x is on the 256-level grid in [-1, 1]; its bin is x +- h, h = 1/255, except that the bins of
+// x = -1 and x = +1 are open to -inf and +inf. With c = x - mean, s = exp(log_scale), m = c/s, w = 2h/s:
 //   log P = log(Phi((c + h)/s) - Phi((c - h)/s)),
 // evaluated in T (float on the GPU) with no clamp and no cancellation, by one of two routes:
-//  * narrow bin (midpoint expansion), when (w/2)^2 (m^2 + 4) <= MIDPOINT_MAX^2, m = c/s, w = 2h/s:
-//      P = phi(m) w sum_k He_2k(m) (w/2)^2k / (2k+1)!          (Taylor series of phi about m, integrated)
-//      log P = log w + log phi(m) + log1p(sum_{k>=1} ...),
-//    where log w = log(2h) - log_scale is exact. This route never forms Phi(b) - Phi(a), so it stays
-//    accurate where that difference would cancel (wide sigma) or underflow (a bin far in a tail).
-//  * wide bin: mirror the bin into the left tail (Phi(b) - Phi(a) = Phi(-a) - Phi(-b)), then
-//      log P = log Phi(b) + log1mexp(log Phi(a) - log Phi(b)),
-//    with log Phi(z) = log(erfcx(-z/sqrt2)/2) - z^2/2 for z < 0 (full relative accuracy however far out)
-//    and log1p(-erfcx(z/sqrt2) exp(-z^2/2)/2) for z >= 0.
+//  * narrow bin, when (w/2)^2 (m^2 + 4) <= MIDPOINT_MAX^2: phi's Taylor series about m, integrated,
+//      log P = log w + log phi(m) + log1p(sum_{k>=1} He_2k(m) (w/2)^2k / (2k+1)!),   log w exact;
+//    it never forms Phi(b) - Phi(a), which would cancel (wide sigma) or underflow (a bin far in a tail);
+//  * wide bin: mirrored into the left tail, log P = log Phi(b) + log1mexp(log Phi(a) - log Phi(b)).
 // The edge bins are log Phi((c + h)/s) and log Phi(-(c - h)/s).
-// Bin edges c -+ h are formed in double-T (TwoSum of x - mean, h split in hi + lo parts), so an edge that
-// nearly cancels (x - mean close to -+h) is still correct to an ulp: at sigma = e^-9 an error of one ulp
-// of h would move z by 1e-6.
-//
-// MIDPOINT_MAX, by measurement (sweeps over sigma = e^-9..e^2, bins near and far, float32 against the
-// oracle, each route forced on its own). The series stops at He_8; the first neglected term, (w/2)^10
-// He_10(m) / 11!, is about (w/2)^10 / 42240 near m = 0 and (m w/2)^10 / 11! for large |m|: hence the
-// criterion in (w/2)^2 (m^2 + 4). Midpoint route alone: <= 3.4e-7 while w/2 <= 0.45 (|m| < 2) and
-// |m| w/2 <= 1 (|m| >= 2), then 9e-7 .. 1e-3 beyond. Wide route alone: 1e-5 at (w/2) max(|m|, 1) ~ 0.01
-// (log Phi(a) - log Phi(b) ~ |m| w is then the difference of two values ~m^2/2, each rounded), 1.1e-6
-// at 0.2 - 0.3, <= 6.8e-7 from 0.3 on. With the switch at 1 every band measures <= 4e-7. In double the
-// neglected term is ~1e-16 at MIDPOINT_MAX = 0.15.
 #pragma once
 
 #include "common.cuh"
@@ -36,6 +19,13 @@ namespace pyddpm {
 namespace lik {
 
 // Constants rounded to T; *_LO is the remainder (exact value - hi) rounded to T.
+// MIDPOINT_MAX: the series stops at He_8; the first neglected term is about (w/2)^10 / 42240 near m = 0
+// and (m w/2)^10 / 11! for large |m|, hence the criterion in (w/2)^2 (m^2 + 4). The float switch at 1 was
+// chosen from sweeps over sigma = e^-9..e^2, bins near and far, float32 against the oracle, each route
+// forced on its own: beyond it the midpoint route's truncation grows, below it the wide route loses
+// accuracy (log Phi(a) - log Phi(b) ~ |m| w is the difference of two rounded values ~m^2/2); at 1 every
+// band stays within 4e-7 (benchmarks/RESULTS.md, "Figures moved out of code comments"). In double the
+// neglected term is ~1e-16 at MIDPOINT_MAX = 0.15.
 template <typename T>
 struct Consts;
 
@@ -60,6 +50,7 @@ constexpr double INV_SQRT2 = 0.70710678118654752440;
 constexpr double LN2 = 0.69314718055994530942;
 
 // log Phi(z), the log of the standard normal CDF, to a few ulps relative for z < 0 and absolute for z >= 0.
+// Through erfcx below 0, so that the tail keeps full relative accuracy however far out it goes.
 template <typename T>
 PYDDPM_HD T log_ndtr(T z) {
     const T half_z2 = T(0.5) * z * z;
@@ -107,7 +98,8 @@ PYDDPM_HD T inverse_scale(T log_scale) {
 template <typename T>
 PYDDPM_HD T log_likelihood(T x, T mean, T log_scale, T inv_scale) {
     using K = Consts<T>;
-    // c + e = x - mean exactly (TwoSum): the bin edges below keep full accuracy when they nearly cancel.
+    // c + e = x - mean exactly (TwoSum), and h = H_HI + H_LO: the bin edges c -+ h keep full accuracy when
+    // they nearly cancel (at sigma = e^-9 an error of one ulp of h would move z by 1e-6).
     // An infinite c (an infinite mean) makes e, and so both edges, NaN, as the oracle's inf - inf makes
     // its bin mass NaN; the one exception is an open edge bin facing the mean, which holds all the mass.
     const T c = x - mean;

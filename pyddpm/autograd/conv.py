@@ -10,7 +10,7 @@ Four paths, one result (tests/test_autograd.py checks each against the direct su
   the three-step path, channels): Winograd F(2x2, 3x3) (pyddpm.ops.winograd), 16 matmuls with 2.25x
   fewer multiplies in all; on cpu in one pass, a block of tiles at a time.
 - other stride-1 "same" convolutions (and 3x3 on small images): the whole batch as one matmul over the
-  row layout of pyddpm.ops.im2col (im2col_rows), about 1.5-2x faster than the general path here.
+  row layout of pyddpm.ops.im2col (im2col_rows), faster than the general path's matmul per sample.
 - anything else (the stride-2 downsample): the general im2col, one matmul per sample.
 The copies (im2col, col2im and the row-layout moves) run on the run's backend (pyddpm.ops.backend); the
 fused kernels take C-contiguous arrays, so x and the incoming gradient are made contiguous once here.
@@ -24,16 +24,17 @@ from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_
 from pyddpm.ops.winograd import (one_pass_available, tiles, winograd_conv, winograd_conv_backward, winograd_weight,
                                  winograd_weight_grad)
 
-# When Winograd pays (per-conv times: benchmarks/RESULTS.md, "Winograd"), in two forms.
-# In one pass (cpu only, pyddpm.ops.winograd.one_pass_available): it won at every U-Net shape measured,
-# 1 or 3 channels in or out included (the output conv 32 -> 1 channel 6x faster than the row layout), once
-# there are two blocks of 64 tiles for the two threads and two samples for the backward's.
+# When Winograd pays (per-conv times: benchmarks/RESULTS.md, "Winograd F(2x2, 3x3) and batched_matmul" and
+# "In one pass"), in two forms.
+# In one pass (cpu only, pyddpm.ops.winograd.one_pass_available): it beat the row layout at every U-Net
+# shape tried, 1 or 3 channels in or out included, once there are two blocks of 64 tiles (one for each of
+# two threads) and two samples (the backward's units are whole samples).
 # As three steps around batched_matmul: it saves GEMM multiplies in proportion to C_in * C_out * P and
 # adds transforms that move (C_in + C_out) * P * 16 values, P = B * ceil(H/2) * ceil(W/2) tiles; so it
 # needs channels, h = C_in * C_out / (C_in + C_out) (16 channels in and out: h = 8), and enough tiles to
-# keep the 16 matmuls busy: from h = 8 and 32 tiles up it took 0.59-0.90x the row layout's time.
-# Measured on the CPU only: no machine here has a GPU, so for cuda these are a guess (cuBLAS on 16 batched
-# matmuls may want more tiles, or fewer), to be measured where a GPU exists.
+# keep the 16 matmuls busy: from h = 8 and 32 tiles up it beat the row layout.
+# Chosen on the CPU only: for cuda these thresholds are a guess (cuBLAS on 16 batched matmuls may want
+# more tiles, or fewer), to be measured where a GPU exists.
 WINOGRAD_ONE_PASS_MIN_TILES = 128
 WINOGRAD_ONE_PASS_MIN_BATCH = 2
 WINOGRAD_MIN_TILES = 32
@@ -130,8 +131,8 @@ def _same_rows(x, w2, k, padding):
 
 def _weight_grad(g_rows, cols):
     """dW = g_rows (C_out, N) @ cols^T (N, K). When the pixel axis N is much longer than K, BLAS runs the
-    transposed product (cols @ g_rows^T)^T 1.1-1.8x faster on this machine's shapes (and slower when it is
-    not: benchmarks/RESULTS.md), so the product is taken the way round that suits it."""
+    transposed product (cols @ g_rows^T)^T faster, and slower when it is not (benchmarks/RESULTS.md,
+    "End-to-end vs PyTorch"), so the product is taken the way round that suits it."""
     K, N = cols.shape
     return (cols @ g_rows.T).T if N > 2 * K else g_rows @ cols.T
 

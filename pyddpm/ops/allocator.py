@@ -2,11 +2,10 @@
 
 glibc serves every allocation above its mmap threshold (128 KiB, adapting up to 32 MiB) with a fresh
 mmap and unmaps it on free, so a step's large temporaries (im2col columns, activations, gradients) are
-page-faulted in again, page by page. glibc's adapting catches some of them after a few steps, not all:
-training the digits U-Net at batch 32, steps 3-8 faulted 1 to 4,400 times each on the numpy backend and
-about 8,400 each on cpu; with the thresholds raised, 0 to 150 (tests/test_allocator.py counts them), and
-the cpu backend's step took ~8% less time. The cost is that the heap keeps its peak size instead of
-shrinking between steps.
+page-faulted in again, page by page, on every step. glibc's adapting catches some of them after a few
+steps, not all; with the thresholds raised a training step reuses the heap and hardly faults at all
+(tests/test_allocator.py counts the faults; benchmarks/RESULTS.md, "Kernel microbenchmarks vs
+PyTorch"). The cost is that the heap keeps its peak size instead of shrinking between steps.
 
 Nothing happens on import. The run's backend, when it starts (its first kernel call or ``set_backend``;
 pyddpm/ops/backend.py), calls ``tune_once``; so does ``pyddpm.tune_process()``. The setting is

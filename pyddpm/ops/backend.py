@@ -8,13 +8,13 @@ and says which once. ``set_backend`` chooses explicitly; each kernel's dispatch 
 
 What the cpu backend does to the process, and when. Importing pyddpm changes nothing. While cpu is the
 run's backend, NumPy's BLAS runs on one thread: the cpu backend's parallel work is its own OpenMP pool's,
-and a second pool of threads would fight it for the cores. OpenBLAS's idle threads spin ~0.1 s after
+and a second pool of threads would fight it for the cores. OpenBLAS's idle threads spin for a while after
 every call before they sleep (unless OPENBLAS_THREAD_TIMEOUT was set before NumPy loaded), and pyddpm's
-OpenMP threads, started a moment later, wait for a core: the digits training step took 1.3x as long
-with NumPy imported before pyddpm, and about 6x with PyTorch first, whose libgomp (which pyddpm._cpu
-then binds to) spins too (benchmarks/RESULTS.md, "Import order"). With BLAS on one thread the same step
-is as fast whatever came first (within 3%), and OpenMP's waiters may spin as libgomp's default has them:
-nothing else competes. ``set_backend`` to another backend gives NumPy its BLAS threads back.
+OpenMP threads, started a moment later, wait for a core; with PyTorch imported first, whose libgomp
+pyddpm._cpu then binds to, its spinning OpenMP waiters add to it. So the step's speed would depend on
+what was imported first (benchmarks/RESULTS.md, "Import order"). With BLAS on one thread it does not,
+and OpenMP's waiters may spin as libgomp's default has them: nothing else competes. ``set_backend`` to
+another backend gives NumPy its BLAS threads back.
 When the run's backend first starts, glibc's malloc thresholds are raised too (pyddpm/ops/allocator.py;
 ``PYDDPM_MALLOC=default`` leaves them). What pyddpm cannot change, it says once on stderr: a BLAS library
 it cannot limit, or an OpenMP runtime that another library loaded first and runs on fewer threads than

@@ -2,8 +2,9 @@
 
 The reference is the array library's own stacked matmul (`a @ b`), which is also what the numpy and cuda
 backends run (CuPy: cuBLAS's batched GEMM). The cpu backend runs csrc/cpu/batched_matmul.cpp: one OpenMP
-thread per (matrix, column panel) on a register-tiled micro-kernel, where NumPy calls a 2-thread sgemm per
-matrix (faster on stacks of middling matrices, such as Winograd's 16 per convolution: benchmarks/RESULTS.md).
+thread per (matrix, column panel) on a register-tiled micro-kernel, where NumPy calls one sgemm per matrix
+(faster on stacks of middling matrices, such as Winograd's 16 per convolution: benchmarks/RESULTS.md,
+"Winograd F(2x2, 3x3) and batched_matmul").
 a and b may be any strided views (a transpose is free for a); the cpu kernel takes float32 or float64, and
 falls back to NumPy's matmul where its build has no SIMD tile (the extension's gemm_simd).
 """
