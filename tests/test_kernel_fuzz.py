@@ -819,7 +819,7 @@ def test_the_checks_run_before_the_backend(backend, monkeypatch):
     def unreachable(name):
         raise AssertionError(f"the {name} extension was reached")
     for module in ("adam_ema", "attention", "group_norm", "im2col", "winograd", "q_sample", "batched_matmul",
-                   "discretized_gaussian_log_likelihood", "normal_kl", "p_sample_step"):
+                   "discretized_gaussian_log_likelihood", "normal_kl", "p_sample_step", "registry"):
         monkeypatch.setattr(importlib.import_module(f"pyddpm.ops.{module}"), "extension", unreachable)
     x = np.ones((1, 2, 3, 3), np.float32)
     with pytest.raises(TypeError if backend == "cuda" else ValueError, match="^group_norm: "):
@@ -843,9 +843,19 @@ def test_the_checks_module_is_a_leaf():
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported <= {"math", "numbers", "numpy", "sys"}, imported
-    kernels = {p.stem for p in ops.glob("*.py")} - {"__init__", "backend", "allocator", "checks", "cuda_args"}
+    kernels = {p.stem for p in ops.glob("*.py")} - {"__init__", "backend", "allocator", "checks", "cuda_args",
+                                                     "registry"}
     for path in ops.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1] in kernels:
                 names = {alias.name for alias in node.names}
                 assert not any("check" in n for n in names), f"{path.name} takes {names} from {node.module}"
+
+
+def test_every_kernel_in_the_table_is_fuzzed():
+    """The kernel table (pyddpm.ops.registry) and this fuzz name the same entry points: a kernel added to
+    the table without a fuzz spec, or a spec for a kernel that left it, fails here."""
+    from pyddpm.ops.registry import TABLE
+    assert set(TABLE) == {k.name for k in KERNELS}
+    for name, kernel in TABLE.items():
+        assert set(kernel.implementations) == {"numpy", "cpu", "cuda"}, name

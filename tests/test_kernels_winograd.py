@@ -163,7 +163,9 @@ def test_fused_conv_is_taken_on_cpu(monkeypatch):
     if not ext.gemm_simd:
         pytest.skip("this build has no SIMD micro-kernel: the cpu backend keeps the three steps")
     calls = []
-    monkeypatch.setattr(wg, "extension", lambda name: _Spy(ext, calls))
+    from pyddpm.ops import registry
+    for module in (wg, registry):  # the one-pass calls, and the steps' calls through the kernel table
+        monkeypatch.setattr(module, "extension", lambda name: _Spy(ext, calls))
     for W in (ext.winograd_conv_max_width, ext.winograd_conv_max_width + 1):
         x, u, _, dy = _conv_case((1, 2, 3, 2, W), np.float32, W)
         wg.winograd_conv(x, u, backend="cpu")

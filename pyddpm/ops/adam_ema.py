@@ -24,8 +24,9 @@ import numpy as np
 
 from pyddpm.arrays import array_module
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.backend import extension
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.registry import dispatch, register
 
 _ARRAYS = ("p", "g", "m", "v", "ema")
 
@@ -72,17 +73,7 @@ def adam_ema(p, g, m, v, ema, step_size, eps_hat, beta1, beta2, ema_decay, backe
 
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
-    backend = resolve(backend)
-    scalars = (step_size, eps_hat, beta1, beta2, ema_decay)
-    check_adam_ema(backend, p, g, m, v, ema, *scalars)
-    if backend == "numpy":
-        return adam_ema_reference(p, g, m, v, ema, *scalars)
-    if backend == "cpu":
-        extension("cpu").adam_ema(p, g, m, v, ema, *map(float, scalars))
-    else:
-        f32, fn = np.float32, "adam_ema"
-        ptrs = [device_ptr(fn, name, a, f32, p.shape) for name, a in zip(_ARRAYS, (p, g, m, v, ema))]
-        extension("cuda").adam_ema(*ptrs, p.size, *map(float, scalars), stream_ptr())
+    dispatch("adam_ema", backend, p, g, m, v, ema, step_size, eps_hat, beta1, beta2, ema_decay)
 
 
 def adam_ema_reference(p, g, m, v, ema, step_size, eps_hat, beta1, beta2, ema_decay):
@@ -98,3 +89,16 @@ def adam_ema_reference(p, g, m, v, ema, step_size, eps_hat, beta1, beta2, ema_de
     p -= step_size * m / (xp.sqrt(v) + eps_hat)
     ema *= ema_decay
     ema += (1.0 - ema_decay) * p
+
+
+def _adam_ema_cpu(p, g, m, v, ema, *scalars):
+    extension("cpu").adam_ema(p, g, m, v, ema, *map(float, scalars))
+
+
+def _adam_ema_cuda(p, g, m, v, ema, *scalars):
+    f32, fn = np.float32, "adam_ema"
+    ptrs = [device_ptr(fn, name, a, f32, p.shape) for name, a in zip(_ARRAYS, (p, g, m, v, ema))]
+    extension("cuda").adam_ema(*ptrs, p.size, *map(float, scalars), stream_ptr())
+
+
+register("adam_ema", check_adam_ema, numpy=adam_ema_reference, cpu=_adam_ema_cpu, cuda=_adam_ema_cuda)

@@ -27,23 +27,29 @@ three beside it): one float dtype per call (float32, or float64 on numpy and cpu
 and for the row kernels' out= an array like the input that is either that input itself or disjoint from it.
 """
 
+from functools import partial
+
 import numpy as np
 
 from pyddpm.arrays import array_module
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.backend import extension
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.registry import dispatch, extension_call, register
 
 
 def check_attention(backend, q, k, v, scale):
     """attention's arguments, on every backend: q, k, v of one float dtype and one non-empty (B, heads, N, d)
-    shape, any strides (whole elements on cpu); scale None or a finite real. Returns q's shape."""
-    return _check_qkv("attention", backend, q, k, v, scale)
+    shape, any strides (whole elements on cpu); scale None or a finite real. Returns the arguments with the
+    scale as a float (None: d ** -0.5)."""
+    _check_qkv("attention", backend, q, k, v, scale)
+    return q, k, v, _scale(q, scale)
 
 
 def check_attention_backward(backend, dout, q, k, v, p, scale):
     """attention_backward's arguments: attention's, dout like q (any strides), and P (B, heads, N, N) in q's
-    dtype, C-contiguous on cpu and cuda (the one input a row kernel reads)."""
+    dtype, C-contiguous on cpu and cuda (the one input a row kernel reads). Returns the arguments with the scale
+    as a float."""
     fn = "attention_backward"
     B, H, N, _ = _check_qkv(fn, backend, q, k, v, scale)
     checks.float_array(fn, backend, "dout", dout, q, "q")
@@ -52,6 +58,7 @@ def check_attention_backward(backend, dout, q, k, v, p, scale):
     checks.float_array(fn, backend, "p", p, q, "q")
     checks.shape(fn, "p", p, (B, H, N, N))
     checks.contiguous(fn, backend, {"p": p})
+    return dout, q, k, v, p, _scale(q, scale)
 
 
 def _check_qkv(fn, backend, q, k, v, scale):
@@ -71,25 +78,29 @@ def _check_qkv(fn, backend, q, k, v, scale):
 
 def check_softmax_rows(backend, s, scale, out):
     """softmax_rows' arguments: s a float array of rows (rank >= 1, not empty), C-contiguous on cpu and cuda;
-    scale a finite real; out None, or an array like s that is s itself or shares no memory with it."""
+    scale a finite real; out None, or an array like s that is s itself or shares no memory with it. Returns
+    the arguments with the scale as a float."""
     fn = "softmax_rows"
     _check_rows(fn, backend, "s", s)
-    checks.finite(fn, "scale", scale)
+    scale = checks.finite(fn, "scale", scale)
     if out is not None:
         checks.output(fn, backend, out, s, "s", {"s": s})
+    return s, scale, out
 
 
 def check_softmax_backward_rows(backend, p, dp, scale, out):
     """softmax_backward_rows' arguments: p as softmax_rows' s, dp like p; scale a finite real; out None, or an
-    array like p that is p or dp itself or shares no memory with either."""
+    array like p that is p or dp itself or shares no memory with either. Returns the arguments with the scale
+    as a float."""
     fn = "softmax_backward_rows"
     _check_rows(fn, backend, "p", p)
     checks.float_array(fn, backend, "dp", dp, p, "p")
     checks.shape(fn, "dp", dp, p.shape)
     checks.contiguous(fn, backend, {"dp": dp})
-    checks.finite(fn, "scale", scale)
+    scale = checks.finite(fn, "scale", scale)
     if out is not None:
         checks.output(fn, backend, out, p, "p", {"p": p, "dp": dp})
+    return p, dp, scale, out
 
 
 def _check_rows(fn, backend, name, a):
@@ -109,33 +120,12 @@ def attention(q, k, v, scale=None, backend=None):
 
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
-    backend = resolve(backend)
-    check_attention(backend, q, k, v, scale)
-    scale = _scale(q, scale)
-    if backend == "numpy":
-        return attention_reference(q, k, v, scale)
-    if backend == "cpu" and extension("cpu").gemm_simd:
-        return extension("cpu").attention(q, k, v, scale)
-    xp = array_module(q)
-    s = xp.matmul(q, k.swapaxes(-1, -2))
-    p = softmax_rows(s, scale, out=s, backend=backend)
-    return xp.matmul(p, v), p
+    return dispatch("attention", backend, q, k, v, scale)
 
 
 def attention_backward(dout, q, k, v, p, scale=None, backend=None):
     """Gradients (dq, dk, dv), each (B, heads, N, d), of attention's out, given dout and the saved P."""
-    backend = resolve(backend)
-    check_attention_backward(backend, dout, q, k, v, p, scale)
-    scale = _scale(q, scale)
-    if backend == "numpy":
-        return attention_backward_reference(dout, q, k, v, p, scale)
-    if backend == "cpu" and extension("cpu").gemm_simd:
-        return extension("cpu").attention_backward(dout, q, k, v, p, scale)
-    xp = array_module(q)
-    dv = xp.matmul(p.swapaxes(-1, -2), dout)
-    dp = xp.matmul(dout, v.swapaxes(-1, -2))
-    ds = softmax_backward_rows(p, dp, scale, out=dp, backend=backend)  # scale folded in: dq, dk need none
-    return xp.matmul(ds, k), xp.matmul(ds.swapaxes(-1, -2), q), dv
+    return dispatch("attention_backward", backend, dout, q, k, v, p, scale)
 
 
 def softmax_rows(s, scale, out=None, backend=None):
@@ -143,27 +133,13 @@ def softmax_rows(s, scale, out=None, backend=None):
 
     out: None (a new array) or an array like s, which may be s itself (in place).
     """
-    backend = resolve(backend)
-    check_softmax_rows(backend, s, scale, out)
-    scale = float(scale)
-    if backend == "cpu":
-        return extension("cpu").softmax_rows(s, scale, out)
-    if backend == "cuda":
-        return _softmax_rows_cuda(s, scale, out)
-    return _into(out, softmax_rows_reference(s, scale))
+    return dispatch("softmax_rows", backend, s, scale, out)
 
 
 def softmax_backward_rows(p, dp, scale, out=None, backend=None):
     """scale * p * (dp - rowsum(dp * p)) along the last axis: the gradient of softmax_rows w.r.t. s, given
     its output p and the gradient dp of p. out: None, or an array like p, which may be p or dp itself."""
-    backend = resolve(backend)
-    check_softmax_backward_rows(backend, p, dp, scale, out)
-    scale = float(scale)
-    if backend == "cpu":
-        return extension("cpu").softmax_backward_rows(p, dp, scale, out)
-    if backend == "cuda":
-        return _softmax_backward_rows_cuda(p, dp, scale, out)
-    return _into(out, softmax_backward_rows_reference(p, dp, scale))
+    return dispatch("softmax_backward_rows", backend, p, dp, scale, out)
 
 
 def attention_reference(q, k, v, scale=None):
@@ -196,6 +172,42 @@ def softmax_backward_rows_reference(p, dp, scale):
     return scale * p * (dp - (dp * p).sum(axis=-1, keepdims=True))
 
 
+def _attention_by_rows(q, k, v, scale, backend):
+    """attention as two matmuls around the row kernel softmax_rows, in place on the scores."""
+    xp = array_module(q)
+    s = xp.matmul(q, k.swapaxes(-1, -2))
+    p = softmax_rows(s, scale, out=s, backend=backend)
+    return xp.matmul(p, v), p
+
+
+def _attention_backward_by_rows(dout, q, k, v, p, scale, backend):
+    xp = array_module(q)
+    dv = xp.matmul(p.swapaxes(-1, -2), dout)
+    dp = xp.matmul(dout, v.swapaxes(-1, -2))
+    ds = softmax_backward_rows(p, dp, scale, out=dp, backend=backend)  # scale folded in: dq, dk need none
+    return xp.matmul(ds, k), xp.matmul(ds.swapaxes(-1, -2), q), dv
+
+
+def _attention_cpu(q, k, v, scale):
+    cpu = extension("cpu")  # one fused kernel where the build has its SIMD micro-kernel
+    return cpu.attention(q, k, v, scale) if cpu.gemm_simd else _attention_by_rows(q, k, v, scale, "cpu")
+
+
+def _attention_backward_cpu(dout, q, k, v, p, scale):
+    cpu = extension("cpu")
+    if cpu.gemm_simd:
+        return cpu.attention_backward(dout, q, k, v, p, scale)
+    return _attention_backward_by_rows(dout, q, k, v, p, scale, "cpu")
+
+
+def _softmax_rows_numpy(s, scale, out):
+    return _into(out, softmax_rows_reference(s, scale))
+
+
+def _softmax_backward_rows_numpy(p, dp, scale, out):
+    return _into(out, softmax_backward_rows_reference(p, dp, scale))
+
+
 def _into(out, result):
     if out is None:
         return result
@@ -226,3 +238,14 @@ def _softmax_backward_rows_cuda(p, dp, scale, out):
     n = p.shape[-1]
     extension("cuda").softmax_backward_rows(p_ptr, dp_ptr, out_ptr, p.size // n, n, scale, stream_ptr())
     return out
+
+
+register("attention", check_attention, numpy=attention_reference, cpu=_attention_cpu,
+         cuda=partial(_attention_by_rows, backend="cuda"))
+register("attention_backward", check_attention_backward, numpy=attention_backward_reference,
+         cpu=_attention_backward_cpu,
+         cuda=partial(_attention_backward_by_rows, backend="cuda"))
+register("softmax_rows", check_softmax_rows, numpy=_softmax_rows_numpy, cpu=extension_call("softmax_rows"),
+         cuda=_softmax_rows_cuda)
+register("softmax_backward_rows", check_softmax_backward_rows, numpy=_softmax_backward_rows_numpy,
+         cpu=extension_call("softmax_backward_rows"), cuda=_softmax_backward_rows_cuda)

@@ -10,7 +10,8 @@ falls back to NumPy's matmul where its build has no SIMD tile (the extension's g
 """
 
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.backend import extension
+from pyddpm.ops.registry import dispatch, register
 
 
 def check_batched_matmul(backend, a, b):
@@ -26,13 +27,18 @@ def check_batched_matmul(backend, a, b):
 
 def batched_matmul(a, b, backend=None):
     """a (n, m, k) @ b (n, k, p) -> (n, m, p), C-contiguous."""
-    backend = resolve(backend)
-    check_batched_matmul(backend, a, b)
-    if backend == "cpu" and extension("cpu").gemm_simd:
-        return extension("cpu").batched_matmul(a, b)
-    return batched_matmul_reference(a, b)
+    return dispatch("batched_matmul", backend, a, b)
 
 
 def batched_matmul_reference(a, b):
     """The reference: the array library's stacked matmul."""
     return a @ b
+
+
+def _batched_matmul_cpu(a, b):
+    cpu = extension("cpu")
+    return cpu.batched_matmul(a, b) if cpu.gemm_simd else batched_matmul_reference(a, b)
+
+
+register("batched_matmul", check_batched_matmul, numpy=batched_matmul_reference, cpu=_batched_matmul_cpu,
+         cuda=batched_matmul_reference)

@@ -19,22 +19,24 @@ import numpy as np
 
 from pyddpm import likelihood
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.backend import extension
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.registry import dispatch, extension_call, register
 
 _FN = "discretized_gaussian_log_likelihood"
 
 
 def check_discretized_gaussian_log_likelihood(backend, x, means, log_scales, per_sample_bpd):
     """The arguments, on every backend: x float (B, ...) not empty, means like x, log_scales like x or one per
-    sample, per_sample_bpd a bool; C-contiguous on cpu and cuda. Returns (log_scales, per_sample), with
-    (B, 1, ..., 1) log_scales as a (B,) view."""
+    sample, per_sample_bpd a bool; C-contiguous on cpu and cuda. Returns the arguments, with (B, 1, ..., 1)
+    log_scales as a (B,) view."""
     checks.batch(_FN, backend, "x", x)
     checks.float_array(_FN, backend, "means", means, x, "x")
     checks.same_shape(_FN, "means", means, x, "x")
     checks.contiguous(_FN, backend, {"x": x, "means": means})
     checks.flag(_FN, "per_sample_bpd", per_sample_bpd)
-    return checks.per_element_or_sample(_FN, backend, "log_scales", log_scales, x, "x")
+    log_scales = checks.per_element_or_sample(_FN, backend, "log_scales", log_scales, x, "x")[0]
+    return x, means, log_scales, per_sample_bpd
 
 
 def discretized_gaussian_log_likelihood(x, means, log_scales, per_sample_bpd=False, backend=None):
@@ -42,14 +44,7 @@ def discretized_gaussian_log_likelihood(x, means, log_scales, per_sample_bpd=Fal
 
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
-    backend = resolve(backend)
-    log_scales, per_sample = check_discretized_gaussian_log_likelihood(backend, x, means, log_scales,
-                                                                       per_sample_bpd)
-    if backend == "numpy":
-        return discretized_gaussian_log_likelihood_reference(x, means, log_scales, per_sample_bpd)
-    if backend == "cpu":
-        return extension("cpu").discretized_gaussian_log_likelihood(x, means, log_scales, per_sample_bpd)
-    return _cuda(x, means, log_scales, per_sample, per_sample_bpd)
+    return dispatch(_FN, backend, x, means, log_scales, per_sample_bpd)
 
 
 def discretized_gaussian_log_likelihood_reference(x, means, log_scales, per_sample_bpd=False):
@@ -60,14 +55,18 @@ def discretized_gaussian_log_likelihood_reference(x, means, log_scales, per_samp
     return likelihood.bits_per_dim(log_p, -1.0) if per_sample_bpd else log_p
 
 
-def _cuda(x, means, log_scales, per_sample, per_sample_bpd):
+def _cuda(x, means, log_scales, per_sample_bpd):
     import cupy
 
     f32 = np.float32
-    B = x.shape[0]
+    B, per_sample = x.shape[0], log_scales.shape != x.shape
     out = cupy.empty((B,) if per_sample_bpd else x.shape, f32)
     extension("cuda").discretized_gaussian_log_likelihood(
         device_ptr(_FN, "x", x, f32, x.shape), device_ptr(_FN, "means", means, f32, x.shape),
         device_ptr(_FN, "log_scales", log_scales, f32, (B,) if per_sample else x.shape), per_sample,
         out.data.ptr, per_sample_bpd, B, x.size // B, stream_ptr())
     return out
+
+
+register(_FN, check_discretized_gaussian_log_likelihood, numpy=discretized_gaussian_log_likelihood_reference,
+         cpu=extension_call(_FN), cuda=_cuda)

@@ -15,8 +15,9 @@ import numpy as np
 
 from pyddpm.arrays import array_module, sigmoid
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.backend import extension
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.registry import dispatch, extension_call, register
 
 EPS = 1e-6  # tf.contrib.layers.group_norm's epsilon, as in the official DDPM code
 
@@ -24,16 +25,16 @@ EPS = 1e-6  # tf.contrib.layers.group_norm's epsilon, as in the official DDPM co
 def check_group_norm(backend, x, gamma, beta, num_groups, silu, eps):
     """group_norm's arguments, on every backend: x float (B, C, H, W) of positive sizes; gamma, beta (C,) in
     x's dtype; num_groups >= 1 dividing C; silu a bool; eps finite and >= 0; C-contiguous on cpu and cuda.
-    Returns num_groups as an int."""
+    Returns the arguments with num_groups as an int."""
     G = _check_layer("group_norm", backend, x, gamma, beta, num_groups, silu)
     if checks.finite("group_norm", "eps", eps) < 0:
         raise ValueError(f"group_norm: eps must be >= 0, got {eps}")
-    return G
+    return x, gamma, beta, G, silu, eps
 
 
 def check_group_norm_backward(backend, dy, x, gamma, beta, mean, rstd, num_groups, silu):
     """group_norm_backward's arguments: group_norm's (but eps), dy of x's shape, mean and rstd (B, G), all in
-    x's dtype; C-contiguous on cpu and cuda. Returns num_groups as an int."""
+    x's dtype; C-contiguous on cpu and cuda. Returns the arguments with num_groups as an int."""
     fn = "group_norm_backward"
     G = _check_layer(fn, backend, x, gamma, beta, num_groups, silu)
     checks.float_array(fn, backend, "dy", dy, x, "x")
@@ -42,7 +43,7 @@ def check_group_norm_backward(backend, dy, x, gamma, beta, mean, rstd, num_group
         checks.float_array(fn, backend, name, a, x, "x")
         checks.shape(fn, name, a, (x.shape[0], G))
     checks.contiguous(fn, backend, {"dy": dy, "mean": mean, "rstd": rstd})
-    return G
+    return dy, x, gamma, beta, mean, rstd, G, silu
 
 
 def _check_layer(fn, backend, x, gamma, beta, num_groups, silu):
@@ -64,29 +65,17 @@ def group_norm(x, gamma, beta, num_groups, silu=False, eps=EPS, backend=None):
 
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
-    backend = resolve(backend)
-    num_groups = check_group_norm(backend, x, gamma, beta, num_groups, silu, eps)
-    if backend == "cpu":
-        return extension("cpu").group_norm(x, gamma, beta, num_groups, silu, eps)
-    if backend == "cuda":
-        return _group_norm_cuda(x, gamma, beta, num_groups, silu, eps)
-    return group_norm_reference(x, gamma, beta, num_groups, silu, eps)
+    return dispatch("group_norm", backend, x, gamma, beta, num_groups, silu, eps)
 
 
 def group_norm_backward(dy, x, gamma, beta, mean, rstd, num_groups, silu=False, backend=None):
     """Gradients (dx, dgamma, dbeta) of group_norm's y, given dy (B, C, H, W) and the saved mean, rstd."""
-    backend = resolve(backend)
-    num_groups = check_group_norm_backward(backend, dy, x, gamma, beta, mean, rstd, num_groups, silu)
-    if backend == "cpu":
-        return extension("cpu").group_norm_backward(dy, x, gamma, beta, mean, rstd, num_groups, silu)
-    if backend == "cuda":
-        return _group_norm_backward_cuda(dy, x, gamma, beta, mean, rstd, num_groups, silu)
-    return group_norm_backward_reference(dy, x, gamma, beta, mean, rstd, num_groups, silu)
+    return dispatch("group_norm_backward", backend, dy, x, gamma, beta, mean, rstd, num_groups, silu)
 
 
 def group_norm_reference(x, gamma, beta, num_groups, silu=False, eps=EPS):
     """The NumPy reference of group_norm (also runs on CuPy arrays)."""
-    num_groups = check_group_norm("reference", x, gamma, beta, num_groups, silu, eps)
+    num_groups = check_group_norm("reference", x, gamma, beta, num_groups, silu, eps)[3]
     eps = float(eps)  # a Python float: NumPy rounds it to x's dtype (a NumPy float64 would lift float32 math)
     B, C = x.shape[:2]
     xg = x.reshape(B, num_groups, -1)
@@ -105,7 +94,7 @@ def group_norm_backward_reference(dy, x, gamma, beta, mean, rstd, num_groups, si
         dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
     and through the fused SiLU, dz = dy * s * (1 + z (1 - s)) with s = sigmoid(z).
     """
-    num_groups = check_group_norm_backward("reference", dy, x, gamma, beta, mean, rstd, num_groups, silu)
+    num_groups = check_group_norm_backward("reference", dy, x, gamma, beta, mean, rstd, num_groups, silu)[6]
     B, C = x.shape[:2]
     xhat = ((x.reshape(B, num_groups, -1) - mean[:, :, None]) * rstd[:, :, None]).reshape(x.shape)
     if silu:
@@ -152,3 +141,9 @@ def _group_norm_backward_cuda(dy, x, gamma, beta, mean, rstd, num_groups, silu):
         dx.data.ptr, dgamma.data.ptr, dbeta.data.ptr, parts[0].data.ptr, parts[1].data.ptr, B, C, H * W, G, silu,
         stream_ptr())
     return dx, dgamma, dbeta
+
+
+register("group_norm", check_group_norm, numpy=group_norm_reference, cpu=extension_call("group_norm"),
+         cuda=_group_norm_cuda)
+register("group_norm_backward", check_group_norm_backward, numpy=group_norm_backward_reference,
+         cpu=extension_call("group_norm_backward"), cuda=_group_norm_backward_cuda)

@@ -19,8 +19,9 @@ import numpy as np
 
 from pyddpm.arrays import array_module
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.backend import extension
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.registry import dispatch, extension_call, register
 
 
 def output_size(size, k, stride, padding):
@@ -33,120 +34,81 @@ def output_size(size, k, stride, padding):
 
 def im2col(x, k, stride=1, padding=0, backend=None):
     """Returns cols (B, C*k*k, Ho*Wo) for x (B, C, H, W)."""
-    backend = resolve(backend)
-    k, stride, padding = check_im2col(backend, x, k, stride, padding)
-    if backend == "cpu":
-        return extension("cpu").im2col(x, k, stride, padding)
-    if backend == "cuda":
-        return _im2col_cuda(x, k, stride, padding)
-    return im2col_reference(x, k, stride, padding)
+    return dispatch("im2col", backend, x, k, stride, padding)
 
 
 def col2im(cols, x_shape, k, stride=1, padding=0, backend=None):
     """The adjoint of im2col: sums cols (B, C*k*k, Ho*Wo) into an image of shape x_shape (B, C, H, W)."""
-    backend = resolve(backend)
-    x_shape, k, stride, padding = check_col2im(backend, cols, x_shape, k, stride, padding)
-    if backend == "cpu":
-        return extension("cpu").col2im(cols, x_shape, k, stride, padding)
-    if backend == "cuda":
-        return _col2im_cuda(cols, x_shape, k, stride, padding)
-    return col2im_reference(cols, x_shape, k, stride, padding)
+    return dispatch("col2im", backend, cols, x_shape, k, stride, padding)
 
 
 def im2col_rows(x, k, padding, backend=None):
     """Returns cols (C*k*k, B*H*Wp), Wp = W + 2*padding, for x (B, C, H, W) and a stride-1 "same" conv
     (2*padding == k - 1, so Ho = H, Wo = W): the row layout described below."""
-    backend = resolve(backend)
-    k, padding = check_im2col_rows(backend, x, k, padding)
-    if backend == "cpu":
-        return extension("cpu").im2col_rows(x, k, padding)
-    if backend == "cuda":
-        return _im2col_rows_cuda(x, k, padding)
-    return im2col_rows_reference(x, k, padding)
+    return dispatch("im2col_rows", backend, x, k, padding)
 
 
 def col2im_rows(dcols, x_shape, k, padding, backend=None):
     """The adjoint of im2col_rows: dcols (C*k*k, B*H*Wp) -> image gradient of shape x_shape (B, C, H, W)."""
-    backend = resolve(backend)
-    x_shape, k, padding = check_col2im_rows(backend, dcols, x_shape, k, padding)
-    if backend == "cpu":
-        return extension("cpu").col2im_rows(dcols, x_shape, k, padding)
-    if backend == "cuda":
-        return _col2im_rows_cuda(dcols, x_shape, k, padding)
-    return col2im_rows_reference(dcols, x_shape, k, padding)
+    return dispatch("col2im_rows", backend, dcols, x_shape, k, padding)
 
 
 def rows_to_nchw(y, B, H, W, padding, backend=None):
     """A matmul result y (C_out, B*H*Wp) in row layout -> (B, C_out, H, W), dropping the junk columns."""
-    backend = resolve(backend)
-    B, H, W, padding = check_rows_to_nchw(backend, y, B, H, W, padding)
-    if backend == "cpu":
-        return extension("cpu").rows_to_nchw(y, B, H, W, padding)
-    if backend == "cuda":
-        return _rows_to_nchw_cuda(y, B, H, W, padding)
-    return rows_to_nchw_reference(y, B, H, W, padding)
+    return dispatch("rows_to_nchw", backend, y, B, H, W, padding)
 
 
 def nchw_to_rows(g, padding, backend=None):
     """g (B, C, H, W) -> (C, B*H*Wp) in row layout with zeros in the junk columns (rows_to_nchw's adjoint)."""
-    backend = resolve(backend)
-    padding = check_nchw_to_rows(backend, g, padding)
-    if backend == "cpu":
-        return extension("cpu").nchw_to_rows(g, padding)
-    if backend == "cuda":
-        return _nchw_to_rows_cuda(g, padding)
-    return nchw_to_rows_reference(g, padding)
+    return dispatch("nchw_to_rows", backend, g, padding)
 
 
 # --- The checks each function above makes first, on every backend ------------------------------------------
 # Arrays float32 or float64 (cuda: float32), non-empty, C-contiguous on cpu and cuda; sizes positive
-# integers, padding >= 0; each returns its integer arguments as ints.
+# integers, padding >= 0; each returns the arguments with the integers as ints.
 
 def check_im2col(backend, x, k, stride, padding):
-    """x (B, C, H, W); k, stride >= 1, padding >= 0, the window fitting the padded image. Returns
-    (k, stride, padding)."""
+    """x (B, C, H, W); k, stride >= 1, padding >= 0, the window fitting the padded image."""
     fn = "im2col"
     _, _, H, W = checks.image(fn, backend, "x", x)
     k, stride, padding = _geometry(fn, H, W, k, stride, padding)[:3]
     checks.contiguous(fn, backend, {"x": x})
-    return k, stride, padding
+    return x, k, stride, padding
 
 
 def check_col2im(backend, cols, x_shape, k, stride, padding):
-    """x_shape (B, C, H, W) and the geometry as im2col's; cols (B, C*k*k, Ho*Wo). Returns (x_shape, k,
-    stride, padding)."""
+    """x_shape (B, C, H, W) and the geometry as im2col's; cols (B, C*k*k, Ho*Wo)."""
     fn = "col2im"
     B, C, H, W = x_shape = checks.image_shape(fn, "x_shape", x_shape)
     k, stride, padding, Ho, Wo = _geometry(fn, H, W, k, stride, padding)
     checks.float_array(fn, backend, "cols", cols)
     checks.shape(fn, "cols", cols, (B, C * k * k, Ho * Wo))
     checks.contiguous(fn, backend, {"cols": cols})
-    return x_shape, k, stride, padding
+    return cols, x_shape, k, stride, padding
 
 
 def check_im2col_rows(backend, x, k, padding):
-    """x (B, C, H, W); k >= 1 and padding >= 0 with 2*padding == k - 1. Returns (k, padding)."""
+    """x (B, C, H, W); k >= 1 and padding >= 0 with 2*padding == k - 1."""
     fn = "im2col_rows"
     k, padding = _same(fn, k, padding)
     checks.image(fn, backend, "x", x)
     checks.contiguous(fn, backend, {"x": x})
-    return k, padding
+    return x, k, padding
 
 
 def check_col2im_rows(backend, dcols, x_shape, k, padding):
-    """x_shape (B, C, H, W), k and padding as im2col_rows'; dcols (C*k*k, B*H*Wp). Returns (x_shape, k,
-    padding)."""
+    """x_shape (B, C, H, W), k and padding as im2col_rows'; dcols (C*k*k, B*H*Wp)."""
     fn = "col2im_rows"
     k, padding = _same(fn, k, padding)
     B, C, H, W = x_shape = checks.image_shape(fn, "x_shape", x_shape)
     checks.float_array(fn, backend, "dcols", dcols)
     checks.shape(fn, "dcols", dcols, (C * k * k, B * H * (W + 2 * padding)))
     checks.contiguous(fn, backend, {"dcols": dcols})
-    return x_shape, k, padding
+    return dcols, x_shape, k, padding
 
 
 def check_rows_to_nchw(backend, y, B, H, W, padding):
-    """B, H, W >= 1, padding >= 0; y (C_out, B*H*Wp) with C_out >= 1. Returns (B, H, W, padding)."""
+    """B, H, W >= 1, padding >= 0; y (C_out, B*H*Wp) with C_out >= 1."""
     fn = "rows_to_nchw"
     B, H, W = (checks.integer(fn, name, n, 1) for name, n in (("B", B), ("H", H), ("W", W)))
     padding = checks.integer(fn, "padding", padding, 0)
@@ -155,16 +117,16 @@ def check_rows_to_nchw(backend, y, B, H, W, padding):
     if y.shape[0] < 1:
         raise ValueError(f"{fn}: y must have at least one row (C_out >= 1), got shape {y.shape}")
     checks.contiguous(fn, backend, {"y": y})
-    return B, H, W, padding
+    return y, B, H, W, padding
 
 
 def check_nchw_to_rows(backend, g, padding):
-    """g (B, C, H, W); padding >= 0. Returns padding."""
+    """g (B, C, H, W); padding >= 0."""
     fn = "nchw_to_rows"
     padding = checks.integer(fn, "padding", padding, 0)
     checks.image(fn, backend, "g", g)
     checks.contiguous(fn, backend, {"g": g})
-    return padding
+    return g, padding
 
 
 def _geometry(fn, H, W, k, stride, padding):
@@ -337,3 +299,16 @@ def _nchw_to_rows_cuda(g, padding):
     out = cupy.empty((C, B * H * (W + 2 * padding)), _F32)
     extension("cuda").nchw_to_rows(ptr, out.data.ptr, B, C, H, W, padding, stream_ptr())
     return out
+
+register("im2col", check_im2col, numpy=im2col_reference, cpu=extension_call("im2col"),
+         cuda=_im2col_cuda)
+register("col2im", check_col2im, numpy=col2im_reference, cpu=extension_call("col2im"),
+         cuda=_col2im_cuda)
+register("im2col_rows", check_im2col_rows, numpy=im2col_rows_reference, cpu=extension_call("im2col_rows"),
+         cuda=_im2col_rows_cuda)
+register("col2im_rows", check_col2im_rows, numpy=col2im_rows_reference, cpu=extension_call("col2im_rows"),
+         cuda=_col2im_rows_cuda)
+register("rows_to_nchw", check_rows_to_nchw, numpy=rows_to_nchw_reference, cpu=extension_call("rows_to_nchw"),
+         cuda=_rows_to_nchw_cuda)
+register("nchw_to_rows", check_nchw_to_rows, numpy=nchw_to_rows_reference, cpu=extension_call("nchw_to_rows"),
+         cuda=_nchw_to_rows_cuda)

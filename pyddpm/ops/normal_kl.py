@@ -16,24 +16,25 @@ import numpy as np
 
 from pyddpm import likelihood
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.backend import extension
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.registry import dispatch, extension_call, register
 
 _FN = "normal_kl"
 
 
 def check_normal_kl(backend, mean1, logvar1, mean2, logvar2, per_sample_bpd):
     """The arguments, on every backend: mean1 float (B, ...) not empty, mean2 like it, each logvar like mean1
-    or one per sample, per_sample_bpd a bool; C-contiguous on cpu and cuda. Returns (logvar1, per_sample1,
-    logvar2, per_sample2), (B, 1, ..., 1) logvars as (B,) views."""
+    or one per sample, per_sample_bpd a bool; C-contiguous on cpu and cuda. Returns the arguments, with
+    (B, 1, ..., 1) logvars as (B,) views."""
     checks.batch(_FN, backend, "mean1", mean1)
     checks.float_array(_FN, backend, "mean2", mean2, mean1, "mean1")
     checks.same_shape(_FN, "mean2", mean2, mean1, "mean1")
     checks.contiguous(_FN, backend, {"mean1": mean1, "mean2": mean2})
     checks.flag(_FN, "per_sample_bpd", per_sample_bpd)
-    logvar1, per_sample1 = checks.per_element_or_sample(_FN, backend, "logvar1", logvar1, mean1, "mean1")
-    logvar2, per_sample2 = checks.per_element_or_sample(_FN, backend, "logvar2", logvar2, mean1, "mean1")
-    return logvar1, per_sample1, logvar2, per_sample2
+    logvar1 = checks.per_element_or_sample(_FN, backend, "logvar1", logvar1, mean1, "mean1")[0]
+    logvar2 = checks.per_element_or_sample(_FN, backend, "logvar2", logvar2, mean1, "mean1")[0]
+    return mean1, logvar1, mean2, logvar2, per_sample_bpd
 
 
 def normal_kl(mean1, logvar1, mean2, logvar2, per_sample_bpd=False, backend=None):
@@ -41,14 +42,7 @@ def normal_kl(mean1, logvar1, mean2, logvar2, per_sample_bpd=False, backend=None
 
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
-    backend = resolve(backend)
-    logvar1, per_sample1, logvar2, per_sample2 = check_normal_kl(backend, mean1, logvar1, mean2, logvar2,
-                                                                 per_sample_bpd)
-    if backend == "numpy":
-        return normal_kl_reference(mean1, logvar1, mean2, logvar2, per_sample_bpd)
-    if backend == "cpu":
-        return extension("cpu").normal_kl(mean1, logvar1, mean2, logvar2, per_sample_bpd)
-    return _cuda(mean1, logvar1, per_sample1, mean2, logvar2, per_sample2, per_sample_bpd)
+    return dispatch(_FN, backend, mean1, logvar1, mean2, logvar2, per_sample_bpd)
 
 
 def normal_kl_reference(mean1, logvar1, mean2, logvar2, per_sample_bpd=False):
@@ -61,11 +55,12 @@ def normal_kl_reference(mean1, logvar1, mean2, logvar2, per_sample_bpd=False):
     return likelihood.bits_per_dim(kl, 1.0) if per_sample_bpd else kl
 
 
-def _cuda(mean1, logvar1, per_sample1, mean2, logvar2, per_sample2, per_sample_bpd):
+def _cuda(mean1, logvar1, mean2, logvar2, per_sample_bpd):
     import cupy
 
     f32 = np.float32
     shape, B = mean1.shape, mean1.shape[0]
+    per_sample1, per_sample2 = logvar1.shape != shape, logvar2.shape != shape
     out = cupy.empty((B,) if per_sample_bpd else shape, f32)
     extension("cuda").normal_kl(
         device_ptr(_FN, "mean1", mean1, f32, shape), device_ptr(_FN, "logvar1", logvar1, f32, (B,) if per_sample1 else shape),
@@ -73,3 +68,6 @@ def _cuda(mean1, logvar1, per_sample1, mean2, logvar2, per_sample2, per_sample_b
         device_ptr(_FN, "logvar2", logvar2, f32, (B,) if per_sample2 else shape), per_sample2,
         out.data.ptr, per_sample_bpd, B, mean1.size // B, stream_ptr())
     return out
+
+
+register(_FN, check_normal_kl, numpy=normal_kl_reference, cpu=extension_call(_FN), cuda=_cuda)

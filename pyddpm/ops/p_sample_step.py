@@ -26,8 +26,9 @@ import numpy as np
 
 from pyddpm.arrays import array_module, gather
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.backend import extension
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.registry import dispatch, register
 
 MEAN_TYPES = ("eps", "x0")
 
@@ -44,7 +45,7 @@ class ReverseStepTables(NamedTuple):
 def check_p_sample_step(backend, model_output, x_t, t, noise, tables, mean_type, clip_denoised, return_pred_x0):
     """p_sample_step's arguments, on every backend (see checks.timestep_args): model_output, x_t, noise float
     (B, ...) of one shape and dtype, t int64 (B,) in 0..T-1, tables five float64 (T,) arrays, mean_type one
-    of MEAN_TYPES, the two flags bools. Returns tables as a ReverseStepTables."""
+    of MEAN_TYPES, the two flags bools. Returns the arguments with tables as a ReverseStepTables."""
     fn = "p_sample_step"
     if mean_type not in MEAN_TYPES:
         raise ValueError(f"{fn}: mean_type must be one of {MEAN_TYPES}, got {mean_type!r}")
@@ -56,7 +57,7 @@ def check_p_sample_step(backend, model_output, x_t, t, noise, tables, mean_type,
     checks.timestep_args(fn, backend, t, tables._asdict(), {"x_t": x_t, "model_output": model_output, "noise": noise})
     checks.flag(fn, "clip_denoised", clip_denoised)
     checks.flag(fn, "return_pred_x0", return_pred_x0)
-    return tables
+    return model_output, x_t, t, noise, tables, mean_type, clip_denoised, return_pred_x0
 
 
 def p_sample_step(model_output, x_t, t, noise, tables, mean_type="eps", clip_denoised=True, return_pred_x0=True,
@@ -67,15 +68,8 @@ def p_sample_step(model_output, x_t, t, noise, tables, mean_type="eps", clip_den
 
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
-    backend = resolve(backend)
-    tables = check_p_sample_step(backend, model_output, x_t, t, noise, tables, mean_type, clip_denoised,
-                                 return_pred_x0)
-    if backend == "cpu":
-        return extension("cpu").p_sample_step(model_output, x_t, t, noise, *tables, mean_type == "eps",
-                                              clip_denoised, return_pred_x0)
-    if backend == "cuda":
-        return _p_sample_step_cuda(model_output, x_t, t, noise, tables, mean_type, clip_denoised, return_pred_x0)
-    return p_sample_step_reference(model_output, x_t, t, noise, tables, mean_type, clip_denoised, return_pred_x0)
+    return dispatch("p_sample_step", backend, model_output, x_t, t, noise, tables, mean_type, clip_denoised,
+                    return_pred_x0)
 
 
 def p_sample_step_reference(model_output, x_t, t, noise, tables, mean_type="eps", clip_denoised=True,
@@ -83,7 +77,7 @@ def p_sample_step_reference(model_output, x_t, t, noise, tables, mean_type="eps"
     """The NumPy reference of p_sample_step: GaussianDiffusion's former p_mean_variance + p_sample, op for op
     (but that the noise term is dropped at index 0 rather than multiplied by 0, as the kernels drop it)."""
     tables = check_p_sample_step("reference", model_output, x_t, t, noise, tables, mean_type, clip_denoised,
-                                 return_pred_x0)
+                                 return_pred_x0)[4]
     xp = array_module(x_t)
     if mean_type == "eps":
         pred_x0 = (gather(tables.sqrt_recip_alphas_cumprod, t, x_t) * x_t
@@ -97,6 +91,11 @@ def p_sample_step_reference(model_output, x_t, t, noise, tables, mean_type="eps"
     last = xp.asarray(t == 0).reshape(log_variance.shape)
     x_prev = mean + xp.where(last, 0, xp.exp(0.5 * log_variance) * noise)  # z = 0 at index 0, whatever noise holds
     return x_prev, (pred_x0 if return_pred_x0 else None)
+
+
+def _p_sample_step_cpu(model_output, x_t, t, noise, tables, mean_type, clip_denoised, return_pred_x0):
+    return extension("cpu").p_sample_step(model_output, x_t, t, noise, *tables, mean_type == "eps", clip_denoised,
+                                          return_pred_x0)
 
 
 def _p_sample_step_cuda(model_output, x_t, t, noise, tables, mean_type, clip_denoised, return_pred_x0):
@@ -115,3 +114,7 @@ def _p_sample_step_cuda(model_output, x_t, t, noise, tables, mean_type, clip_den
         x_prev.data.ptr, pred_x0.data.ptr if return_pred_x0 else 0, B, n, T, mean_type == "eps", clip_denoised,
         stream_ptr())
     return x_prev, pred_x0
+
+
+register("p_sample_step", check_p_sample_step, numpy=p_sample_step_reference, cpu=_p_sample_step_cpu,
+         cuda=_p_sample_step_cuda)

@@ -14,17 +14,18 @@ import numpy as np
 
 from pyddpm.arrays import gather
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.backend import extension
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.registry import dispatch, extension_call, register
 
 
 def check_q_sample(backend, x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod):
     """q_sample's arguments, on every backend (see checks.timestep_args): x0 and noise float (B, ...) of one
-    shape and dtype, t int64 (B,) in 0..T-1, the tables float64 (T,). Returns (B, T)."""
-    return checks.timestep_args("q_sample", backend, t,
-                                {"sqrt_alphas_cumprod": sqrt_alphas_cumprod,
-                                 "sqrt_one_minus_alphas_cumprod": sqrt_one_minus_alphas_cumprod},
-                                {"x0": x0, "noise": noise})
+    shape and dtype, t int64 (B,) in 0..T-1, the tables float64 (T,)."""
+    checks.timestep_args("q_sample", backend, t,
+                         {"sqrt_alphas_cumprod": sqrt_alphas_cumprod,
+                          "sqrt_one_minus_alphas_cumprod": sqrt_one_minus_alphas_cumprod},
+                         {"x0": x0, "noise": noise})
 
 
 def q_sample(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod, backend=None):
@@ -32,13 +33,7 @@ def q_sample(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod, b
 
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
-    backend = resolve(backend)
-    check_q_sample(backend, x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod)
-    if backend == "cpu":
-        return extension("cpu").q_sample(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod)
-    if backend == "cuda":
-        return _q_sample_cuda(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod)
-    return q_sample_reference(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod)
+    return dispatch("q_sample", backend, x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod)
 
 
 def q_sample_reference(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod):
@@ -61,3 +56,6 @@ def _q_sample_cuda(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cump
                                device_ptr(fn, "sqrt_one_minus_alphas_cumprod", tables[1], f64, (T,)),
                                xt.data.ptr, B, n, T, stream_ptr())
     return xt
+
+
+register("q_sample", check_q_sample, numpy=q_sample_reference, cpu=extension_call("q_sample"), cuda=_q_sample_cuda)

@@ -26,9 +26,10 @@ import numpy as np
 
 from pyddpm.arrays import array_module
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension, resolve
+from pyddpm.ops.backend import extension
 from pyddpm.ops.batched_matmul import batched_matmul
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.registry import dispatch, extension_call, register
 
 # Lavin & Gray's F(2x2, 3x3) matrices (rows as in csrc/kernels/winograd.cuh).
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -43,73 +44,62 @@ def tiles(n):
 
 def winograd_input(x, backend=None):
     """x (B, C, H, W) -> V (16, C, P): B^T d B of each 4x4 input tile d (zero padding 1)."""
-    backend = resolve(backend)
-    check_winograd_input(backend, x)
-    if backend == "cpu":
-        return extension("cpu").winograd_input(x)
-    if backend == "cuda":
-        return _winograd_input_cuda(x)
-    return winograd_input_reference(x)
+    return dispatch("winograd_input", backend, x)
 
 
 def winograd_input_grad(dv, x_shape, backend=None):
     """The adjoint of winograd_input: dV (16, C, P) -> dx of shape x_shape (B, C, H, W)."""
-    backend = resolve(backend)
-    x_shape = check_winograd_input_grad(backend, dv, x_shape)
-    if backend == "cpu":
-        return extension("cpu").winograd_input_grad(dv, x_shape)
-    if backend == "cuda":
-        return _winograd_input_grad_cuda(dv, x_shape)
-    return winograd_input_grad_reference(dv, x_shape)
+    return dispatch("winograd_input_grad", backend, dv, x_shape)
 
 
 def winograd_output(m, y_shape, bias=None, backend=None):
     """M (16, K, P) -> y of shape y_shape (B, K, H, W): A^T m A of each tile, plus bias (K,) if given."""
-    backend = resolve(backend)
-    y_shape = check_winograd_output(backend, m, y_shape, bias)
-    if backend == "cpu":
-        return extension("cpu").winograd_output(m, y_shape, bias)
-    if backend == "cuda":
-        return _winograd_output_cuda(m, y_shape, bias)
-    return winograd_output_reference(m, y_shape, bias)
+    return dispatch("winograd_output", backend, m, y_shape, bias)
 
 
 def winograd_output_grad(dy, backend=None):
     """The adjoint of winograd_output: dy (B, K, H, W) -> dM (16, K, P)."""
-    backend = resolve(backend)
-    check_winograd_output_grad(backend, dy)
-    if backend == "cpu":
-        return extension("cpu").winograd_output_grad(dy)
-    if backend == "cuda":
-        return _winograd_output_grad_cuda(dy)
-    return winograd_output_grad_reference(dy)
+    return dispatch("winograd_output_grad", backend, dy)
 
 
 def winograd_conv(x, u, bias=None, backend=None, one_pass=True):
     """conv3x3(x, w) + bias, stride 1, padding 1: x (B, C, H, W), U = winograd_weight(w) (16, K, C), bias (K,)
     or None -> y (B, K, H, W) = winograd_output(U @ winograd_input(x)) + bias. one_pass: take the one-pass
     kernel where there is one (one_pass_available)."""
-    backend = resolve(backend)
-    check_winograd_conv(backend, x, u, bias, one_pass)
-    if one_pass and one_pass_available(backend, x.shape[3]):
-        return extension("cpu").winograd_conv(x, u, bias)
-    B, _, H, W = x.shape
-    v = winograd_input(x, backend)
-    return winograd_output(batched_matmul(u, v, backend), (B, u.shape[1], H, W), bias, backend)
+    return dispatch("winograd_conv", backend, x, u, bias, one_pass)
 
 
 def winograd_conv_backward(x, u, dy, need_dx=True, need_du=True, need_db=False, backend=None, one_pass=True):
     """winograd_conv's gradients from dy (B, K, H, W): (dx (B, C, H, W), dU (16, K, C), db (K,)), None where not
     needed. dM = winograd_output_grad(dy); dx = winograd_input_grad(U^T @ dM); dU = dM @ V^T, V from x;
     db = dy's sum over samples and pixels (in one pass, taken as dy goes by)."""
-    backend = resolve(backend)
-    check_winograd_conv_backward(backend, x, u, dy, need_dx, need_du, need_db, one_pass)
-    if one_pass and one_pass_available(backend, x.shape[3]):
-        return tuple(extension("cpu").winograd_conv_backward(x, u, dy, need_dx, need_du, need_db))
+    return dispatch("winograd_conv_backward", backend, x, u, dy, need_dx, need_du, need_db, one_pass)
+
+
+def _conv_steps(x, u, bias, one_pass, backend):
+    """winograd_conv as its three steps on ``backend`` (one_pass is not for this path)."""
+    B, _, H, W = x.shape
+    v = winograd_input(x, backend)
+    return winograd_output(batched_matmul(u, v, backend), (B, u.shape[1], H, W), bias, backend)
+
+
+def _conv_backward_steps(x, u, dy, need_dx, need_du, need_db, one_pass, backend):
     dm = winograd_output_grad(dy, backend)
     dx = winograd_input_grad(batched_matmul(u.swapaxes(1, 2), dm, backend), x.shape, backend) if need_dx else None
     du = batched_matmul(dm, winograd_input(x, backend).swapaxes(1, 2), backend) if need_du else None
     return dx, du, dy.sum(axis=(0, 2, 3)) if need_db else None
+
+
+def _conv_cpu(x, u, bias, one_pass):
+    if one_pass and one_pass_available("cpu", x.shape[3]):
+        return extension("cpu").winograd_conv(x, u, bias)
+    return _conv_steps(x, u, bias, one_pass, "cpu")
+
+
+def _conv_backward_cpu(x, u, dy, need_dx, need_du, need_db, one_pass):
+    if one_pass and one_pass_available("cpu", x.shape[3]):
+        return tuple(extension("cpu").winograd_conv_backward(x, u, dy, need_dx, need_du, need_db))
+    return _conv_backward_steps(x, u, dy, need_dx, need_du, need_db, one_pass, "cpu")
 
 
 # --- The checks each function above makes first, on every backend ------------------------------------------
@@ -123,24 +113,26 @@ def check_winograd_input(backend, x):
 
 
 def check_winograd_input_grad(backend, dv, x_shape):
-    """x_shape (B, C, H, W); dv (16, C, P), P = B * ceil(H/2) * ceil(W/2). Returns x_shape as ints."""
+    """x_shape (B, C, H, W); dv (16, C, P), P = B * ceil(H/2) * ceil(W/2). Returns the arguments, x_shape
+    as ints."""
     fn = "winograd_input_grad"
     B, C, H, W = x_shape = checks.image_shape(fn, "x_shape", x_shape)
     checks.float_array(fn, backend, "dv", dv)
     checks.shape(fn, "dv", dv, (16, C, B * tiles(H) * tiles(W)))
     checks.contiguous(fn, backend, {"dv": dv})
-    return x_shape
+    return dv, x_shape
 
 
 def check_winograd_output(backend, m, y_shape, bias):
-    """y_shape (B, K, H, W); m (16, K, P); bias None or (K,) in m's dtype. Returns y_shape as ints."""
+    """y_shape (B, K, H, W); m (16, K, P); bias None or (K,) in m's dtype. Returns the arguments, y_shape as
+    ints."""
     fn = "winograd_output"
     B, K, H, W = y_shape = checks.image_shape(fn, "y_shape", y_shape)
     checks.float_array(fn, backend, "m", m)
     checks.shape(fn, "m", m, (16, K, B * tiles(H) * tiles(W)))
     checks.contiguous(fn, backend, {"m": m})
     _check_bias(fn, backend, bias, m, "m", K)
-    return y_shape
+    return m, y_shape, bias
 
 
 def check_winograd_output_grad(backend, dy):
@@ -336,3 +328,18 @@ def _winograd_output_grad_cuda(dy):
     dm = cupy.empty((16, K, B * tiles(H) * tiles(W)), _F32)
     extension("cuda").winograd_output_grad(ptr, dm.data.ptr, B, K, H, W, stream_ptr())
     return dm
+
+
+register("winograd_input", check_winograd_input, numpy=winograd_input_reference,
+         cpu=extension_call("winograd_input"), cuda=_winograd_input_cuda)
+register("winograd_input_grad", check_winograd_input_grad, numpy=winograd_input_grad_reference,
+         cpu=extension_call("winograd_input_grad"), cuda=_winograd_input_grad_cuda)
+register("winograd_output", check_winograd_output, numpy=winograd_output_reference,
+         cpu=extension_call("winograd_output"), cuda=_winograd_output_cuda)
+register("winograd_output_grad", check_winograd_output_grad, numpy=winograd_output_grad_reference,
+         cpu=extension_call("winograd_output_grad"), cuda=_winograd_output_grad_cuda)
+register("winograd_conv", check_winograd_conv, numpy=functools.partial(_conv_steps, backend="numpy"),
+         cpu=_conv_cpu, cuda=functools.partial(_conv_steps, backend="cuda"))
+register("winograd_conv_backward", check_winograd_conv_backward,
+         numpy=functools.partial(_conv_backward_steps, backend="numpy"), cpu=_conv_backward_cpu,
+         cuda=functools.partial(_conv_backward_steps, backend="cuda"))
