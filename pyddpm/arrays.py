@@ -6,6 +6,8 @@ are float64 NumPy arrays of shape (T,) indexed by a per-sample timestep t of sha
 one way a table meets a batch, for the diffusion layer and the kernels' references alike.
 """
 
+import sys
+
 import numpy as np
 
 
@@ -17,6 +19,18 @@ def array_module(*arrays):
 
             return cupy
     return np
+
+
+def library(a):
+    """"numpy", "cupy" or None: the array library that owns ``a`` (None for anything else). A NumPy scalar
+    (np.float32(1.0)) counts as NumPy's 0-d array, so its rank, not its type, is what a check refuses.
+    CuPy is looked up, never imported: a CuPy array exists only once CuPy is."""
+    if isinstance(a, (np.ndarray, np.generic)):
+        return "numpy"
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(a, cupy.ndarray):
+        return "cupy"
+    return None
 
 
 def to_host(a):

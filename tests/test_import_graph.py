@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DESIGN = ROOT / "docs" / "design.md"
 MARKER = "<!-- layers -->"
 KERNEL_HELPERS = {"pyddpm.ops", "pyddpm.ops.checks", "pyddpm.ops.backend", "pyddpm.ops.cuda_args",
-                  "pyddpm.ops.allocator", "pyddpm.ops.registry"}
+                  "pyddpm.ops.allocator", "pyddpm.ops.registry", "pyddpm.ops.aliasing"}
 KERNEL_COMPOSITIONS = {("pyddpm.ops.winograd", "pyddpm.ops.batched_matmul")}  # docs/design.md, "Layers"
 
 

@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from pyddpm.arrays import array_module
-from pyddpm.ops import checks
+from pyddpm.ops import aliasing, checks
 from pyddpm.ops.backend import extension
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 from pyddpm.ops.registry import dispatch, register
@@ -37,7 +37,7 @@ def check_adam_ema(backend, p, g, m, v, ema, step_size, eps_hat, beta1, beta2, e
     sharing memory (each is read and written once per element, so an alias would see another's update);
     finite real scalars with 0 <= beta < 1 and 0 <= ema_decay <= 1 (ValueError)."""
     fn = "adam_ema"
-    if checks.plainly_disjoint(backend, (p, g, m, v, ema), (0, 2, 3, 4)) and _plain_scalars(
+    if aliasing.plainly_disjoint(backend, (p, g, m, v, ema), (0, 2, 3, 4)) and _plain_scalars(
             step_size, eps_hat, beta1, beta2, ema_decay):
         return
     arrays = dict(zip(_ARRAYS, (p, g, m, v, ema)))
@@ -46,8 +46,8 @@ def check_adam_ema(backend, p, g, m, v, ema, step_size, eps_hat, beta1, beta2, e
         checks.float_array(fn, backend, name, arrays[name], p, "p")
         checks.same_shape(fn, name, arrays[name], p, "p")
     checks.contiguous(fn, backend, arrays)
-    checks.writeable(fn, {name: arrays[name] for name in ("p", "m", "v", "ema")})
-    checks.disjoint(fn, arrays)
+    aliasing.writeable(fn, {name: arrays[name] for name in ("p", "m", "v", "ema")})
+    aliasing.disjoint(fn, arrays)
     for name, value in (("beta1", beta1), ("beta2", beta2), ("ema_decay", ema_decay)):
         checks.real(fn, name, value)
     checks.finite(fn, "step_size", step_size)
