@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 import pyddpm
+from pyddpm.arrays import to_host
 from pyddpm.autograd import no_grad
+from pyddpm.command import run
 from pyddpm.data import DataError, load_data, to_model_range
 from pyddpm.diffusion.noise import PerSampleNoise
 from pyddpm.fileio import atomic_write_json, check_output_file
-from pyddpm.arrays import to_host
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.sample import check_counts
 from pyddpm.train.builders import load_trained, model_fn_arrays
@@ -65,21 +66,19 @@ def main(argv=None):
     pyddpm.tune_process()
     ckpt_dir = Path(args.ckpt).parent if Path(args.ckpt).suffix == ".json" else Path(args.ckpt)
     out = Path(args.out) if args.out else ckpt_dir / f"eval_{args.split}.json"
-    try:
+
+    def work():
         check_counts(n=args.n, seed=args.seed, batch_size=args.batch_size)
         check_output_file(out, "--out")
         set_backend(args.backend)
         result = evaluate(args.ckpt, args.split, args.n, args.batch_size, args.seed, args.data, args.weights)
         if not np.isfinite(result["total_bpd"]):
             raise ValueError(f"{args.ckpt}: the bound came out as {result['total_bpd']} bits/dim")
-    except (BackendUnavailable, CheckpointError, DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print("error: out of memory; try a smaller --batch-size", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        return result
+
+    result, code = run(work, (BackendUnavailable, CheckpointError, DataError, ValueError))
+    if code:
+        return code
     atomic_write_json(out, result)
     print(f"bits/dim on {result['n']} {args.split} images: {result['total_bpd']:.4f} "
           f"(prior {result['prior_bpd']:.5f}, decoder {result['decoder_bpd']:.4f}, sum of KL {result['kl_bpd']:.4f})")

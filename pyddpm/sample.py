@@ -10,13 +10,14 @@ import sys
 import numpy as np
 
 import pyddpm
+from pyddpm.arrays import to_host
 from pyddpm.autograd import no_grad
+from pyddpm.command import run
 from pyddpm.data import to_uint8
 from pyddpm.diffusion.noise import PerSampleNoise
 from pyddpm.fileio import atomic_open, check_output_file
-from pyddpm.arrays import to_host
-from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.image_grid import save_image_grid
+from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.train.builders import load_trained, model_fn_arrays
 from pyddpm.train.checkpoint import CheckpointError
 
@@ -62,21 +63,18 @@ def main(argv=None):
                    help="EMA weights (default, as the paper) or the raw trained weights")
     args = p.parse_args(argv)
     pyddpm.tune_process()
-    try:
+
+    def work():
         check_counts(n=args.n, seed=args.seed, batch_size=args.batch_size)
         check_output_file(args.out, "--out")
         if args.npz:
             check_output_file(args.npz, "--npz")
         set_backend(args.backend)
-        images = sample(args.ckpt, args.n, args.seed, args.batch_size, args.weights)
-    except (BackendUnavailable, CheckpointError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print("error: out of memory; try a smaller --batch-size", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        return sample(args.ckpt, args.n, args.seed, args.batch_size, args.weights)
+
+    images, code = run(work, (BackendUnavailable, CheckpointError, ValueError))
+    if code:
+        return code
     save_image_grid(args.out, images)
     print(f"wrote {args.out}")
     if args.npz:

@@ -206,6 +206,18 @@ def output(fn, backend, out, like, like_name, inputs):
 
 # --- Checks shared by more than one kernel -------------------------------------------------------------
 
+def matching_batches(fn, backend, named):
+    """{name: array}: float (B, ...) arrays of one shape and dtype, the first of rank >= 1 and not empty,
+    C-contiguous on cpu and cuda. Returns B."""
+    (first, x), *rest = named.items()
+    B = batch(fn, backend, first, x)
+    for name, a in rest:
+        float_array(fn, backend, name, a, x, first)
+        same_shape(fn, name, a, x, first)
+    contiguous(fn, backend, named)
+    return B
+
+
 def timestep_args(fn, backend, t, tables, data):
     """The arguments of a kernel indexed by a per-sample timestep (q_sample, p_sample_step); returns (B, T).
 
@@ -215,12 +227,7 @@ def timestep_args(fn, backend, t, tables, data):
     device-to-host copy on cuda). On cuda, t and the tables may be NumPy or CuPy arrays (copied to the device
     as needed); on cpu they must be C-contiguous like the data.
     """
-    (first, x), *rest = data.items()
-    B = batch(fn, backend, first, x)
-    for name, a in rest:
-        float_array(fn, backend, name, a, x, first)
-        same_shape(fn, name, a, x, first)
-    contiguous(fn, backend, data)
+    B = matching_batches(fn, backend, data)
     host_or_device = ("numpy", "cupy") if backend in ("cuda", "reference") else None
     T = None
     for i, (name, table) in enumerate(tables.items()):

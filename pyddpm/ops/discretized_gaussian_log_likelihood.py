@@ -30,10 +30,7 @@ def check_discretized_gaussian_log_likelihood(backend, x, means, log_scales, per
     """The arguments, on every backend: x float (B, ...) not empty, means like x, log_scales like x or one per
     sample, per_sample_bpd a bool; C-contiguous on cpu and cuda. Returns the arguments, with (B, 1, ..., 1)
     log_scales as a (B,) view."""
-    checks.batch(_FN, backend, "x", x)
-    checks.float_array(_FN, backend, "means", means, x, "x")
-    checks.same_shape(_FN, "means", means, x, "x")
-    checks.contiguous(_FN, backend, {"x": x, "means": means})
+    checks.matching_batches(_FN, backend, {"x": x, "means": means})
     checks.flag(_FN, "per_sample_bpd", per_sample_bpd)
     log_scales = checks.per_element_or_sample(_FN, backend, "log_scales", log_scales, x, "x")[0]
     return x, means, log_scales, per_sample_bpd

@@ -27,10 +27,7 @@ def check_normal_kl(backend, mean1, logvar1, mean2, logvar2, per_sample_bpd):
     """The arguments, on every backend: mean1 float (B, ...) not empty, mean2 like it, each logvar like mean1
     or one per sample, per_sample_bpd a bool; C-contiguous on cpu and cuda. Returns the arguments, with
     (B, 1, ..., 1) logvars as (B,) views."""
-    checks.batch(_FN, backend, "mean1", mean1)
-    checks.float_array(_FN, backend, "mean2", mean2, mean1, "mean1")
-    checks.same_shape(_FN, "mean2", mean2, mean1, "mean1")
-    checks.contiguous(_FN, backend, {"mean1": mean1, "mean2": mean2})
+    checks.matching_batches(_FN, backend, {"mean1": mean1, "mean2": mean2})
     checks.flag(_FN, "per_sample_bpd", per_sample_bpd)
     logvar1 = checks.per_element_or_sample(_FN, backend, "logvar1", logvar1, mean1, "mean1")[0]
     logvar2 = checks.per_element_or_sample(_FN, backend, "logvar2", logvar2, mean1, "mean1")[0]
