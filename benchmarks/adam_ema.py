@@ -1,7 +1,7 @@
 """The optimiser update of one training step: Adam.step then EMA.update (the plain NumPy path) against the
 fused adam_ema kernel on the cpu backend (adam_ema_step), over a U-Net preset's parameters.
 
-    python benchmarks/adam_ema.py [--presets digits cifar10] [--repeats 15]
+    python -m benchmarks.adam_ema [--presets digits cifar10] [--repeats 15]
 
 Both paths first take one step from the same state and must agree bit for bit; then they are timed
 interleaved on one shared state (each call is a real step: t and the EMA's update count advance).
@@ -9,9 +9,9 @@ interleaved on one shared state (each call is a real step: t and the EMA's updat
 
 import argparse
 
-from harness import format_row, time_interleaved  # first: the thread settings, before NumPy
 import numpy as np
 
+from benchmarks.harness import format_row, time_interleaved
 from pyddpm.models.unet import UNet
 from pyddpm.nn import Parameter
 from pyddpm.train.optim import EMA, Adam, adam_ema_step

@@ -10,8 +10,6 @@ GB/s = bytes_moved / median, that as a % of the machine's copy bandwidth (benchm
 % of the interleaved same-size copy's, and GFLOP/s where the case counts flops.
 """
 
-import waiting  # noqa: F401, I001  (first: the thread settings, before NumPy's OpenBLAS starts its threads)
-
 import argparse
 import dataclasses
 import functools
@@ -20,7 +18,7 @@ import time
 
 import numpy as np
 
-import machine
+from benchmarks import machine
 
 
 @dataclasses.dataclass

@@ -1,9 +1,9 @@
 """Does pyddpm's speed depend on what was imported before it? The digits training step through the Python
 API, with pyddpm, NumPy, scikit-learn or PyTorch imported first, each in its own fresh process.
 
-    python benchmarks/import_order.py                      # 4 variants x 3 rounds, 20 timed steps each
-    python benchmarks/import_order.py --rounds 5 --steps 30 --variants pyddpm torch
-    python benchmarks/import_order.py --env OMP_WAIT_POLICY=PASSIVE   # a diagnosis: extra environment
+    python -m benchmarks.import_order                      # 4 variants x 3 rounds, 20 timed steps each
+    python -m benchmarks.import_order --rounds 5 --steps 30 --variants pyddpm torch
+    python -m benchmarks.import_order --env OMP_WAIT_POLICY=PASSIVE   # a diagnosis: extra environment
 
 Each process imports its first library (only the import: what a script's or notebook's first line does;
 importing PyTorch also loads NumPy, its libgomp and their thread pools), then does what a user of the
@@ -20,11 +20,19 @@ fastest variant (the median over rounds of the round's ratio, with the rounds' r
 within the target (10% of the best); then, per variant, which OpenMP runtime pyddpm._cpu runs on and what
 pyddpm said about it. The extension's modification time is checked across processes: another build
 replacing pyddpm._cpu in the middle of a run is reported, not averaged in.
+
+The children run this file by its path, not as benchmarks.import_order, so that nothing comes before the
+variant's first import: importing the benchmarks package would (benchmarks/__init__.py: OpenBLAS's thread
+settings, malloc tuning, NumPy itself). So this module imports only the standard library at its top, and
+the children start from the user's environment, without the variables the parent's import of the package
+set for itself.
 """
 
 import argparse
+import importlib.util
 import json
 import os
+import pathlib
 import statistics
 import subprocess
 import sys
@@ -50,7 +58,18 @@ def _mapped(*needles):
     return sorted(p for p in paths if any(n in os.path.basename(p) for n in needles))
 
 
+def _other_load():
+    """benchmarks/e2e/load.py's OtherLoad, loaded from its file: imported as benchmarks.e2e.load it would
+    run benchmarks/__init__.py in the process being measured."""
+    spec = importlib.util.spec_from_file_location("_load", pathlib.Path(__file__).parent / "e2e" / "load.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.OtherLoad
+
+
 def child(variant, steps, warmup):
+    if "numpy" in sys.modules:  # the variant's import must be the first to load NumPy, or it measures nothing
+        raise RuntimeError("NumPy was loaded before the variant's first import")
     exec(FIRST_IMPORTS[variant], {})  # first, before anything else loads NumPy or an OpenMP runtime
 
     import contextlib
@@ -59,8 +78,8 @@ def child(variant, steps, warmup):
 
     import numpy as np
 
-    from e2e.load import OtherLoad
     from pyddpm.train import Trainer, preset_config
+    OtherLoad = _other_load()
 
     said = io.StringIO()  # what pyddpm says on stderr (the backend it chose, any warning about pools)
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(said):
@@ -92,7 +111,7 @@ def child(variant, steps, warmup):
 def run_child(variant, args, env, tries=3):
     """One variant's process; a process that fails is tried again after a pause (another build or edit of
     the tree may be under way), up to ``tries`` times."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", variant, "--steps", str(args.steps),
+    cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "--child", variant, "--steps", str(args.steps),
            "--warmup", str(args.warmup)]
     for attempt in range(tries):
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
@@ -112,11 +131,20 @@ def quantile(xs, q):
     return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
 
 
+def child_env(extra):
+    """The children's environment: the user's, without the variables the parent's import of the benchmarks
+    package set for itself; the ``extra`` NAME=VALUE pairs; the checkout's pyddpm first on PYTHONPATH (the
+    parent runs from the repository root; a child's sys.path starts at benchmarks/, its file's folder)."""
+    from benchmarks import waiting  # the parent's, imported with the package before this module ran
+    env = {k: v for k, v in os.environ.items() if k not in waiting.ADDED}
+    env.update(kv.split("=", 1) for kv in extra)
+    root = str(pathlib.Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return env
+
+
 def measure(args):
-    env = dict(os.environ)
-    env.update(kv.split("=", 1) for kv in args.env)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                                      env.get("PYTHONPATH")]))
+    env = child_env(args.env)
     rounds = []
     for r in range(args.rounds):
         order = args.variants[r % len(args.variants):] + args.variants[:r % len(args.variants)]

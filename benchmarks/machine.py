@@ -1,6 +1,6 @@
 """The machine the benchmarks run on: what it is, and two rates to hold kernels against (cached per process).
 
-    python benchmarks/machine.py
+    python -m benchmarks.machine
 
 copy_bandwidth: np.copyto of a 128 MiB float32 array into a preallocated one (larger than the private caches
 of these machines), in GB/s counting the bytes read plus the bytes written (2 x 128 MiB per copy), the
@@ -10,8 +10,6 @@ matmul_rate: GFLOP/s of a float32 1024 x 1024 x 1024 np.matmul (2 n^3 flops), on
 Both are medians of repeated runs; they drift with the machine's speed like everything else here.
 """
 
-import waiting  # noqa: I001  (first: the thread settings, before NumPy loads)
-
 import concurrent.futures
 import functools
 import os
@@ -19,6 +17,8 @@ import platform
 import time
 
 import numpy as np
+
+from benchmarks import waiting
 
 COPY_BYTES = 128 * 2**20
 MATMUL_N = 1024

@@ -9,9 +9,11 @@ changes nothing, and its cpu backend holds NumPy's BLAS at one thread at run tim
 user's process gets; see pyddpm/ops/backend.py). OpenMP's waiters keep their default (a short spin, then
 sleep), as every user's process has them: OMP_WAIT_POLICY=PASSIVE slows PyTorch's training step far more
 than pyddpm's (benchmarks/RESULTS.md, "Latest"). OpenBLAS reads the variable once, when it loads, so this
-module must be imported before numpy and torch; ``applied`` says whether it was (False when NumPy was
-already loaded and the variable was not already set). A value set in the environment is kept. Then it
-calls pyddpm.tune_process(), as the command lines do.
+module must be imported before numpy and torch: benchmarks/__init__.py imports it first, so importing any
+module of the package does. ``applied`` says whether it was (False when NumPy was already loaded and the
+variable was not already set). A value set in the environment is kept; ``ADDED`` names the variables this
+module set, for a benchmark whose child processes must start from the user's environment
+(import_order.py). Then it calls pyddpm.tune_process(), as the command lines do.
 """
 
 import os
@@ -23,7 +25,8 @@ _numpy_loaded, _set_before = "numpy" in sys.modules, set(os.environ)
 for _name, _value in SETTINGS.items():
     os.environ.setdefault(_name, _value)
 
-applied = not _numpy_loaded or set(SETTINGS) <= _set_before
+ADDED = frozenset(SETTINGS) - _set_before
+applied = not _numpy_loaded or not ADDED
 
 import pyddpm  # noqa: E402  (after the variables: it loads NumPy)
 

@@ -3,24 +3,19 @@
 PyTorch is optional (a benchmark-only dependency): the tests that need it skip without it.
 """
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from e2e.configs import CONFIGS  # noqa: E402
-from e2e.floor import forward_flops  # noqa: E402
-from pyddpm.ops.backend import available  # noqa: E402
+from benchmarks.e2e.configs import CONFIGS
+from benchmarks.e2e.floor import forward_flops
+from pyddpm.ops.backend import available
 
 torch = pytest.importorskip("torch", reason="PyTorch (optional, benchmarks only) is not installed")
 
-from e2e.check import check_agreement, perturb  # noqa: E402
-from e2e.torch_runner import TorchRunner  # noqa: E402
-from e2e.torch_unet import TorchUNet, from_pyddpm  # noqa: E402
-from e2e.pyddpm_runner import PyddpmRunner  # noqa: E402
+from benchmarks.e2e.check import check_agreement, perturb  # noqa: E402
+from benchmarks.e2e.pyddpm_runner import PyddpmRunner  # noqa: E402
+from benchmarks.e2e.torch_runner import TorchRunner  # noqa: E402
+from benchmarks.e2e.torch_unet import TorchUNet, from_pyddpm  # noqa: E402
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -41,14 +36,14 @@ def test_forward_loss_gradients_and_reverse_step_agree_on_config_a():
 
 
 def test_the_check_catches_one_wrong_weight(monkeypatch):
-    import e2e.torch_unet
+    import benchmarks.e2e.torch_unet
 
     def off_by_one_weight(model):
         reference = from_pyddpm(model)
         with torch.no_grad():
             reference.mid[1].qkv.weight[0, 0] += 0.05  # one weight of the middle attention block
         return reference
-    monkeypatch.setattr(e2e.torch_unet, "from_pyddpm", off_by_one_weight)
+    monkeypatch.setattr(benchmarks.e2e.torch_unet, "from_pyddpm", off_by_one_weight)
     with pytest.raises(AssertionError, match="A numpy vs torch"):
         check_agreement(CONFIGS["A"], ["torch", "numpy"], batch=2)
 

@@ -200,10 +200,11 @@ def test_pyddpms_own_openmp_runtime_is_not_reported_as_foreign():
 
 
 def test_the_import_order_benchmark_runs():
-    """benchmarks/import_order.py at its smallest: two variants, one round, a step each (a smoke test; the
-    timings themselves are for benchmarks/RESULTS.md)."""
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "import_order.py"), "--variants", "pyddpm",
-                           "numpy", "--rounds", "1", "--steps", "2", "--warmup", "1", "--quiet", "--retries", "0"],
+    """python -m benchmarks.import_order at its smallest: two variants, one round, a step each (a smoke test;
+    the timings themselves are for benchmarks/RESULTS.md)."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.import_order", "--variants", "pyddpm", "numpy",
+                           "--rounds", "1", "--steps", "2", "--warmup", "1", "--quiet", "--retries", "0"],
+                          cwd=ROOT, env={k: v for k, v in os.environ.items() if k not in ENV_SETTINGS},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode in (0, 1), done.stderr[-3000:]  # 1: a variant missed the target (noise at 2 steps)
     assert "| pyddpm |" in done.stdout and "| numpy |" in done.stdout, done.stdout

@@ -2,9 +2,9 @@
 configurations A, B, C (configs.py), pyddpm's numpy and cpu backends against a PyTorch reference model of
 the identical architecture (torch_unet.py).
 
-    python benchmarks/e2e/bench.py                          # A, B, C; train and sample; all impls
-    python benchmarks/e2e/bench.py --config A --what train --repeats 20
-    python benchmarks/e2e/bench.py --impls numpy cpu        # without PyTorch
+    python -m benchmarks.e2e.bench                          # A, B, C; train and sample; all impls
+    python -m benchmarks.e2e.bench --config A --what train --repeats 20
+    python -m benchmarks.e2e.bench --impls numpy cpu        # without PyTorch
 
 For each configuration: first check.py confirms that every implementation computes the same x_t, output,
 loss, gradients and reverse step as the reference (perturbed weights, eval mode); then the steps are timed
@@ -20,29 +20,24 @@ machine other processes used while it was timed (load.py): interleaving does not
 a competing process, which slows pyddpm (OpenBLAS's thread pool) several times more than PyTorch; rerun
 rows that show load.
 
-Importable: with benchmarks/ on sys.path, ``from e2e.bench import bench``; import it (or waiting)
-before NumPy for the thread settings to take effect (the result's "waiting" says what was in force).
+Importable: ``from benchmarks.e2e.bench import bench``; import the benchmarks package before NumPy for
+the thread settings to take effect (the result's "waiting" says what was in force).
 """
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: harness and the e2e package
+import numpy as np
 
-import waiting  # noqa: E402  (first: before NumPy and PyTorch start their thread pools)
-
-import numpy as np  # noqa: E402
-
-from e2e.check import check_agreement  # noqa: E402
-from e2e.configs import CONFIGS  # noqa: E402
-from e2e.floor import matmul_gflops, step_flops  # noqa: E402
-from e2e.load import OtherLoad  # noqa: E402
-from e2e.memory import peak_memory  # noqa: E402
-from e2e.pyddpm_runner import PyddpmRunner  # noqa: E402
-from harness import format_row, time_interleaved  # noqa: E402
-from pyddpm.ops.backend import available, set_backend  # noqa: E402
+from benchmarks import waiting
+from benchmarks.e2e.check import check_agreement
+from benchmarks.e2e.configs import CONFIGS
+from benchmarks.e2e.floor import matmul_gflops, step_flops
+from benchmarks.e2e.load import OtherLoad
+from benchmarks.e2e.memory import peak_memory
+from benchmarks.e2e.pyddpm_runner import PyddpmRunner
+from benchmarks.harness import format_row, time_interleaved
+from pyddpm.ops.backend import available, set_backend
 
 IMPLS = ("torch", "numpy", "cpu")
 REPEATS = {"A": 20, "B": 10, "C": 6}  # a round of C's training steps takes ~6 s (numpy ~2.7 s)
@@ -91,7 +86,7 @@ def bench(config, what="train", repeats=None, impls=IMPLS, warmup=None, check=Tr
     images = np.random.default_rng(0).integers(0, 256, (64, *config.image_shape()), dtype=np.uint8)
     runners = {i: PyddpmRunner(config, i, images) for i in impls if i != "torch"}
     if "torch" in impls:
-        from e2e.torch_runner import TorchRunner
+        from benchmarks.e2e.torch_runner import TorchRunner
         runners = {"torch": TorchRunner(config, images, init_from=next(iter(runners.values()), None)), **runners}
     steps = {i: (r.train_step if what == "train" else r.sample_step) for i, r in runners.items()}
     with OtherLoad() as load:

@@ -12,7 +12,7 @@ Raises AssertionError (from harness.check_close) naming what differs.
 
 import numpy as np
 
-from harness import check_close
+from benchmarks.harness import check_close
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.ops.backend import set_backend
 
@@ -71,8 +71,8 @@ def _pyddpm_pass(model, diffusion, backend, x0, t, noise):
 def _torch_pass(model, diffusion, x0, t, noise):
     import torch
 
-    from e2e.torch_runner import Tables, q_sample, reverse_step
-    from e2e.torch_unet import from_pyddpm
+    from benchmarks.e2e.torch_runner import Tables, q_sample, reverse_step
+    from benchmarks.e2e.torch_unet import from_pyddpm
     reference = from_pyddpm(model).eval()
     tables, t, noise = Tables.from_diffusion(diffusion), torch.from_numpy(t), torch.from_numpy(noise)
     xt = q_sample(tables, torch.from_numpy(x0), t, noise)

@@ -1,6 +1,6 @@
 """The floor of a step: the network's FLOPs over the machine's measured float32 matmul rate.
 
-    python benchmarks/e2e/floor.py          # FLOPs and floor of every configuration
+    python -m benchmarks.e2e.floor          # FLOPs and floor of every configuration
 
 FLOPs count the multiply-adds of the U-Net's forward pass as 2 per multiply-add: every convolution
 (2 Cin Cout k^2 Ho Wo per image), every dense layer (2 in out), and the two attention matmuls
@@ -12,15 +12,11 @@ the best of several; no step can beat FLOPs / rate, and the U-Net's smaller, odd
 below that rate, so the floor is a lower bound, not a target.
 """
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the e2e package
-
-from e2e.configs import CONFIGS  # noqa: E402
+from benchmarks.e2e.configs import CONFIGS
 
 TRAIN_FORWARDS = 3  # forward + backward (grad of inputs and of weights)
 

@@ -1,6 +1,6 @@
 """Peak memory of one implementation's steps, each measured in a fresh process that runs only it.
 
-    python benchmarks/e2e/memory.py --config A --what train --impl cpu
+    python -m benchmarks.e2e.memory --config A --what train --impl cpu
 
 What the number is: the child's peak resident set size (VmHWM, /proc/self/status) over building the
 model, its EMA copy and the optimizer state and running a few steps, minus its resident size right after
@@ -13,23 +13,19 @@ starts from PyTorch's own initialisation (weights do not change the memory). Lin
 import argparse
 import json
 import os
+import pathlib
 import subprocess
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the e2e package
-
-import waiting  # noqa: E402, F401  (first: the thread settings bench.py runs with)
 
 STEPS = 3
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the checkout: its benchmarks and pyddpm for the child
 
 
 def peak_memory(config_name, what, impl, threads):
     """{"peak_mib": the child's peak RSS, "above_imports_mib": that minus its RSS after imports} (MiB)."""
-    out = subprocess.run([sys.executable, __file__, "--config", config_name, "--what", what, "--impl", impl,
-                          "--threads", str(threads)], check=True, capture_output=True, text=True,
-                         # the child imports pyddpm from wherever this process did
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    out = subprocess.run([sys.executable, "-m", "benchmarks.e2e.memory", "--config", config_name, "--what", what,
+                          "--impl", impl, "--threads", str(threads)], cwd=ROOT, check=True, capture_output=True,
+                         text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -44,12 +40,12 @@ def _status_mib(field):
 def _child(config_name, what, impl, threads):
     import numpy as np
 
-    from e2e.configs import CONFIGS
-    from e2e.pyddpm_runner import PyddpmRunner
+    from benchmarks.e2e.configs import CONFIGS
+    from benchmarks.e2e.pyddpm_runner import PyddpmRunner
     if impl == "torch":
         import torch
 
-        from e2e.torch_runner import TorchRunner
+        from benchmarks.e2e.torch_runner import TorchRunner
         torch.set_num_threads(threads)
     config = CONFIGS[config_name]
     images = np.random.default_rng(0).integers(0, 256, (64, *config.image_shape()), dtype=np.uint8)

@@ -1,6 +1,6 @@
 """Where a step's time goes: cProfile for pyddpm, torch.profiler for PyTorch.
 
-    python benchmarks/e2e/profile_step.py --config A --impl cpu [--what train] [--steps 5] [--top 25]
+    python -m benchmarks.e2e.profile_step --config A --impl cpu [--what train] [--steps 5] [--top 25]
 
 pyddpm: the functions with the most time of their own (tottime). NumPy's matmul runs inside the Python
 line that calls it (the `@` operator is no function call to cProfile), so a convolution's GEMM is
@@ -12,17 +12,11 @@ import argparse
 import cProfile
 import os
 import pstats
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the e2e package
+import numpy as np
 
-import waiting  # noqa: E402, F401  (first: the thread settings bench.py runs with)
-
-import numpy as np  # noqa: E402
-
-from e2e.configs import CONFIGS  # noqa: E402
-from e2e.pyddpm_runner import PyddpmRunner  # noqa: E402
+from benchmarks.e2e.configs import CONFIGS
+from benchmarks.e2e.pyddpm_runner import PyddpmRunner
 
 WARMUP = 2
 
@@ -40,7 +34,7 @@ def main():
     if args.impl == "torch":
         import torch
 
-        from e2e.torch_runner import TorchRunner
+        from benchmarks.e2e.torch_runner import TorchRunner
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
         runner = TorchRunner(config, images)
     else:

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from e2e.pyddpm_runner import EMA_DECAY, GRAD_CLIP, LR, TIMESTEPS
-from e2e.torch_unet import TorchUNet, copy_from_pyddpm
+from benchmarks.e2e.pyddpm_runner import EMA_DECAY, GRAD_CLIP, LR, TIMESTEPS
+from benchmarks.e2e.torch_unet import TorchUNet, copy_from_pyddpm
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 
 

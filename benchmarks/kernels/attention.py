@@ -1,7 +1,7 @@
 """Single-head self-attention at the 16x16 resolution of the DDPM U-Net (Ho et al. 2020, Appendix B: 256
 positions; the block's channels are the head dimension d), forward and backward (dq, dk, dv).
 
-    python benchmarks/kernels/attention.py [--repeats 20] [--small] [--impls numpy cpu torch torch-math]
+    python -m benchmarks.kernels.attention [--repeats 20] [--small] [--impls numpy cpu torch torch-math]
 
 What pyddpm computes (pyddpm/ops/attention.py; pyddpm/autograd/attention.py is its autograd op):
     q, k, v (B, 1, N, d);  out = softmax(d**-0.5 * q k^T) v   along the last axis
@@ -13,15 +13,10 @@ matmul with autograd: the unfused algorithm of pyddpm's cuda path, on torch's BL
 are timed with grad enabled.
 """
 
-import pathlib
-import sys
+import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: the shared harness
-
-from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402  (first: the thread settings)
-import numpy as np  # noqa: E402
-
-from pyddpm.ops.attention import attention, attention_backward  # noqa: E402
+from benchmarks.harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none
+from pyddpm.ops.attention import attention, attention_backward
 
 SHAPES = ((16, 256, 128), (16, 256, 256))  # (B, N = 16*16 positions, d = channels)
 SMALL_SHAPES = ((2, 7, 5),)

@@ -1,7 +1,7 @@
 """The discretized Gaussian decoder's log-likelihood (Eq. 13, Ho et al. 2020), reduced to bits/dim per
 sample as the bound's L_0 term is (GaussianDiffusion, pyddpm.evaluate): per_sample_bpd=True.
 
-    python benchmarks/kernels/discretized_gaussian_log_likelihood.py [--repeats 20] [--small]
+    python -m benchmarks.kernels.discretized_gaussian_log_likelihood [--repeats 20] [--small]
 
 Inputs as at t = 1: x on the 256-level grid in [-1, 1], means = x + 0.01 z, one log-scale per sample
 (log 0.01, the size of sqrt(beta_1)). Shapes: a CIFAR-10 batch (128, 3, 32, 32); 16 images of 256x256.
@@ -12,16 +12,12 @@ then the per-sample mean in float64).
 """
 
 import math
-import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: the shared harness
+import numpy as np
 
-from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402  (first: the thread settings)
-import numpy as np  # noqa: E402
-
-from pyddpm.likelihood import BIN_HALF_WIDTH, EDGE  # noqa: E402
-from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood  # noqa: E402
+from benchmarks.harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none
+from pyddpm.likelihood import BIN_HALF_WIDTH, EDGE
+from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood
 
 SHAPES = ((128, 3, 32, 32), (16, 3, 256, 256))
 SMALL_SHAPES = ((3, 2, 5, 7),)

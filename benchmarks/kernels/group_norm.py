@@ -1,7 +1,7 @@
 """GroupNorm + SiLU, the "normalize then swish" that opens every residual block of the DDPM U-Net (Ho et al.
 2020, Appendix B), forward and backward (dx, dgamma, dbeta), at shapes of the U-Net's blocks.
 
-    python benchmarks/kernels/group_norm.py [--repeats 20] [--small] [--impls numpy cpu torch]
+    python -m benchmarks.kernels.group_norm [--repeats 20] [--small] [--impls numpy cpu torch]
 
 impls: numpy (the reference, pyddpm/ops/group_norm.py), cpu (the fused kernel, csrc/cpu/group_norm.cpp),
 torch (torch.nn.functional.group_norm then silu, recorded for autograd; the backward is autograd's, i.e.
@@ -9,15 +9,10 @@ torch.autograd.grad of y with dy, giving dx, dgamma, dbeta). The torch forward i
 (a training forward, which saves what its backward needs, as the fused forward returns mean and rstd).
 """
 
-import pathlib
-import sys
+import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: the shared harness
-
-from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402  (first: the thread settings)
-import numpy as np  # noqa: E402
-
-from pyddpm.ops.group_norm import EPS, group_norm, group_norm_backward  # noqa: E402
+from benchmarks.harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none
+from pyddpm.ops.group_norm import EPS, group_norm, group_norm_backward
 
 G = 32  # the DDPM U-Net's GroupNorm always has 32 groups
 SHAPES = ((32, 128, 16, 16), (16, 64, 32, 32))

@@ -2,7 +2,7 @@
 two row-layout moves for the 3x3 "same" convolutions, the general im2col / col2im for the stride-2 3x3
 Downsample. Layouts: pyddpm/ops/im2col.py.
 
-    python benchmarks/kernels/im2col.py [--repeats 20] [--small] [--impls numpy cpu torch]
+    python -m benchmarks.kernels.im2col [--repeats 20] [--small] [--impls numpy cpu torch]
 
 Shapes: the paper's CIFAR-10 U-Net at 32x32 (128 channels) and 16x16 (256 channels), batch 8 (the
 cols of one such conv are then 40 and 21 MB); the Downsample from 32x32 to 16x16 at 128 channels.
@@ -12,15 +12,10 @@ reference's copies in torch ops (pad, one slice copy per tap; zeros, one slice a
 All of these only move memory: judge them by "% copy".
 """
 
-import pathlib
-import sys
+import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: the shared harness
-
-from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402  (first: the thread settings)
-import numpy as np  # noqa: E402
-
-from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, rows_to_nchw  # noqa: E402
+from benchmarks.harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none
+from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, rows_to_nchw
 
 K, P = 3, 1
 SAME_SHAPES = ((8, 128, 32, 32), (8, 256, 16, 16))  # (B, C, H, W) of a stride-1 3x3 conv's input

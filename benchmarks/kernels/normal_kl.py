@@ -2,7 +2,7 @@
 GaussianDiffusion's bound does: per_sample_bpd=True, one log-variance per sample on each side (the
 fixed-variance DDPM: the true posterior's and the model's).
 
-    python benchmarks/kernels/normal_kl.py [--repeats 20] [--small] [--impls numpy cpu torch]
+    python -m benchmarks.kernels.normal_kl [--repeats 20] [--small] [--impls numpy cpu torch]
 
 Shapes: a CIFAR-10 batch (128, 3, 32, 32); 16 images of 256x256.
 impls: numpy (the reference, pyddpm.likelihood.normal_kl then the per-sample mean), cpu (csrc/cpu/
@@ -10,15 +10,11 @@ likelihood.cpp), torch (the reference's expression in torch ops, the per-sample 
 """
 
 import math
-import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: the shared harness
+import numpy as np
 
-from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402  (first: the thread settings)
-import numpy as np  # noqa: E402
-
-from pyddpm.ops.normal_kl import normal_kl  # noqa: E402
+from benchmarks.harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none
+from pyddpm.ops.normal_kl import normal_kl
 
 SHAPES = ((128, 3, 32, 32), (16, 3, 256, 256))
 SMALL_SHAPES = ((3, 2, 5, 7),)

@@ -1,7 +1,7 @@
 """The fused reverse step, one step of Alg. 2 of Ho et al. 2020, as the sampling loop runs it: eps
 prediction, x0_hat clipped to [-1, 1], the posterior mean (Eq. 7) plus sigma_t z, no pred_x0 output.
 
-    python benchmarks/kernels/p_sample_step.py [--repeats 20] [--small] [--impls numpy cpu torch]
+    python -m benchmarks.kernels.p_sample_step [--repeats 20] [--small] [--impls numpy cpu torch]
 
 Shapes: a batch of 128 CIFAR-10 samples (128, 3, 32, 32) and 64 samples at 256x256 (64, 3, 256, 256), whose
 four 50 MB arrays do not fit in any private cache.
@@ -11,16 +11,11 @@ arithmetic, z = 0 where t = 0).
 A bandwidth kernel: judge it by "% copy" (the issue's target is 70% of the measured copy bandwidth).
 """
 
-import pathlib
-import sys
+import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: the shared harness
-
-from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402  (first: the thread settings)
-import numpy as np  # noqa: E402
-
-from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule  # noqa: E402
-from pyddpm.ops.p_sample_step import p_sample_step  # noqa: E402
+from benchmarks.harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none
+from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
+from pyddpm.ops.p_sample_step import p_sample_step
 
 T = 1000
 SHAPES = ((128, 3, 32, 32), (64, 3, 256, 256))

@@ -1,6 +1,6 @@
 """Fused noising, Eq. 4 of Ho et al. 2020: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t per sample.
 
-    python benchmarks/kernels/q_sample.py [--repeats 20] [--small] [--impls numpy cpu torch]
+    python -m benchmarks.kernels.q_sample [--repeats 20] [--small] [--impls numpy cpu torch]
 
 Shapes: a CIFAR-10 training batch (128, 3, 32, 32) (the paper's batch size) and a 256x256 batch of 64 (the
 paper's CelebA-HQ/LSUN models), whose three 50 MB arrays do not fit in any private cache.
@@ -9,16 +9,11 @@ expression in torch ops: the float64 tables gathered at t, rounded to float32, t
 A bandwidth kernel: judge it by "% copy" (the issue's target is 70% of the measured copy bandwidth).
 """
 
-import pathlib
-import sys
+import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: the shared harness
-
-from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402  (first: the thread settings)
-import numpy as np  # noqa: E402
-
-from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule  # noqa: E402
-from pyddpm.ops.q_sample import q_sample  # noqa: E402
+from benchmarks.harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none
+from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
+from pyddpm.ops.q_sample import q_sample
 
 T = 1000
 SHAPES = ((128, 3, 32, 32), (64, 3, 256, 256))

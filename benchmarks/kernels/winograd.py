@@ -3,7 +3,7 @@
 16 matmuls), im2col in the row layout (pyddpm/ops/im2col.py: one BLAS matmul), and PyTorch's conv2d
 (oneDNN), forward and forward + backward.
 
-    python benchmarks/kernels/winograd.py [--repeats 20] [--small] [--impls numpy cpu cpu-steps cpu-rows torch]
+    python -m benchmarks.kernels.winograd [--repeats 20] [--small] [--impls numpy cpu cpu-steps cpu-rows torch]
 
 Shapes (B, C_in, C_out, H = W): the paper's CIFAR-10 U-Net at 32x32 (128 channels) and 16x16 (256),
 batch 8; config B's 32x32 at 64 channels, batch 16; config A's 16x16 at 32 channels, batch 32, and its
@@ -18,16 +18,11 @@ multiply-adds (2 * B * C_out * C_in * 9 * H * W forward, 3x that forward + backw
 with fewer multiplies can show more than the machine's matmul rate.
 """
 
-import pathlib
-import sys
+import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: the shared harness
-
-from harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none  # noqa: E402  (first: the thread settings)
-import numpy as np  # noqa: E402
-
-from pyddpm.ops import winograd as wg  # noqa: E402
-from pyddpm.ops.im2col import col2im_rows, im2col_rows, nchw_to_rows, rows_to_nchw  # noqa: E402
+from benchmarks.harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none
+from pyddpm.ops import winograd as wg
+from pyddpm.ops.im2col import col2im_rows, im2col_rows, nchw_to_rows, rows_to_nchw
 
 SHAPES = ((8, 128, 128, 32), (8, 256, 256, 16), (16, 64, 64, 32), (32, 32, 32, 16), (32, 32, 1, 16))
 SMALL_SHAPES = ((2, 3, 4, 5),)

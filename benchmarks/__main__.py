@@ -1,45 +1,38 @@
-"""python -m pyddpm.bench: the kernel microbenchmarks and the end-to-end U-Net steps, in one table.
+"""python -m benchmarks: the kernel microbenchmarks and the end-to-end U-Net steps, in one table.
 
-    python -m pyddpm.bench                                  # every kernel, and config A's train and sample step
-    python -m pyddpm.bench --kernels group_norm attention --e2e A B C --what train
-    python -m pyddpm.bench --small --e2e none               # the kernels at test sizes: seconds
+    python -m benchmarks                                    # every kernel, and config A's train and sample step
+    python -m benchmarks --kernels group_norm attention --e2e A B C --what train
+    python -m benchmarks --small --e2e none                 # the kernels at test sizes: seconds
 
-Each benchmark checks that every implementation agrees with the reference before it times anything, then
-times them interleaved in this process (numpy, cpu, and PyTorch where it is installed) and reports the
-median time and the ratio to the baseline (PyTorch where present) with its p25-p75 spread. The scripts
-live in the source checkout's benchmarks/ (kernels/<name>.py, e2e/bench.py); run them one by one for
-their full output (bytes models, peak memory, floors). PyTorch is optional: without it the PyTorch
-columns are skipped, and the table says so.
+Run from the repository root. Each benchmark checks that every implementation agrees with the reference
+before it times anything, then times them interleaved in this process (numpy, cpu, and PyTorch where it is
+installed) and reports the median time and the ratio to the baseline (PyTorch where present) with its
+p25-p75 spread. Run the modules one by one for their full output (bytes models, peak memory, floors):
+python -m benchmarks.kernels.<name>, python -m benchmarks.e2e.bench. PyTorch is optional: without it the
+PyTorch columns are skipped, and the table says so.
 """
 
 import argparse
-import importlib.util
+import importlib
 import sys
-from pathlib import Path
 
 from tqdm import tqdm
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from benchmarks.e2e.bench import bench
+from benchmarks.harness import run_cases, torch_or_none
+from benchmarks.machine import describe
+
 KERNELS = ("group_norm", "attention", "q_sample", "p_sample_step", "discretized_gaussian_log_likelihood",
            "normal_kl", "im2col", "winograd")
 
 
-def load_script(path):
-    """Import one benchmark script by its path (benchmarks/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"pyddpm_bench_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def kernel_rows(names, small, repeats, bar):
-    """One row per (case, implementation) of the named kernels' scripts."""
-    from harness import run_cases  # benchmarks/harness.py, on sys.path once main() ran
+    """One row per (case, implementation) of the named kernels' modules (benchmarks/kernels/<name>.py)."""
     rows = []
     for name in names:
         bar.set_description(name)
-        script = load_script(BENCHMARKS / "kernels" / f"{name}.py")
-        for case in script.cases(small=small):
+        module = importlib.import_module(f"benchmarks.kernels.{name}")
+        for case in module.cases(small=small):
             for r in run_cases([case], repeats):
                 ratio = f"{r['ratio']:.2f} ({r['ratio_p25']:.2f}-{r['ratio_p75']:.2f}) x {r['baseline']}"
                 rows.append((r["case"], r["impl"], r["median_s"], ratio, f"{r['pct_copy_interleaved']:.0f}% copy"))
@@ -49,7 +42,6 @@ def kernel_rows(names, small, repeats, bar):
 
 def e2e_rows(configs, whats, repeats, memory, bar):
     """One row per (configuration, step, implementation) of benchmarks/e2e."""
-    from e2e.bench import bench  # benchmarks/e2e, on sys.path once main() ran
     rows = []
     for config in configs:
         for what in whats:
@@ -73,27 +65,19 @@ def print_table(rows):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m pyddpm.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kernels", nargs="+", default=["all"], choices=["all", "none", *KERNELS])
     p.add_argument("--e2e", nargs="+", default=["A"], choices=["A", "B", "C", "none"],
                    help="U-Net configurations (benchmarks/e2e/configs.py; default A)")
     p.add_argument("--what", nargs="+", default=["train", "sample"], choices=["train", "sample"])
-    p.add_argument("--repeats", type=int, help="timed rounds (default: each script's own)")
+    p.add_argument("--repeats", type=int, help="timed rounds (default: each benchmark's own)")
     p.add_argument("--small", action="store_true", help="kernels at their test sizes (a quick agreement check)")
     p.add_argument("--no-memory", action="store_true", help="skip the end-to-end peak-memory measurements")
     args = p.parse_args(argv)
-    if not (BENCHMARKS / "harness.py").is_file():
-        print(f"error: python -m pyddpm.bench runs the benchmarks of a source checkout, and there is no "
-              f"{BENCHMARKS}/harness.py beside this pyddpm (install with pip install -e . from a clone)",
-              file=sys.stderr)
-        return 2
-    sys.path.insert(0, str(BENCHMARKS))
     kernels = [] if "none" in args.kernels else KERNELS if "all" in args.kernels else args.kernels
     configs = [] if "none" in args.e2e else args.e2e
 
-    from machine import describe  # benchmarks/machine.py
-    from harness import torch_or_none
     torch = torch_or_none()  # sets PyTorch's threads, or says it is skipped
     print(describe())
     if torch is None:
