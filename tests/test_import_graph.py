@@ -20,7 +20,8 @@ DESIGN = ROOT / "docs" / "design.md"
 MARKER = "<!-- layers -->"
 KERNEL_HELPERS = {"pyddpm.ops", "pyddpm.ops.checks", "pyddpm.ops.backend", "pyddpm.ops.cuda_args",
                   "pyddpm.ops.allocator", "pyddpm.ops.registry", "pyddpm.ops.aliasing"}
-KERNEL_COMPOSITIONS = {("pyddpm.ops.winograd", "pyddpm.ops.batched_matmul")}  # docs/design.md, "Layers"
+KERNEL_COMPOSITIONS = {("pyddpm.ops.winograd_conv", "pyddpm.ops.winograd"),  # docs/design.md, "Layers"
+                       ("pyddpm.ops.winograd_conv", "pyddpm.ops.batched_matmul")}
 
 
 def read_layers(design_text):

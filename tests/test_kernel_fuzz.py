@@ -29,12 +29,13 @@ from pyddpm.ops.attention import attention, attention_backward, softmax_backward
 from pyddpm.ops.batched_matmul import batched_matmul
 from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood
 from pyddpm.ops.group_norm import group_norm, group_norm_backward
-from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, rows_to_nchw
+from pyddpm.ops.im2col import col2im, im2col
+from pyddpm.ops.im2col_rows import col2im_rows, im2col_rows, nchw_to_rows, rows_to_nchw
 from pyddpm.ops.normal_kl import normal_kl
 from pyddpm.ops.p_sample_step import p_sample_step
 from pyddpm.ops.q_sample import q_sample
-from pyddpm.ops.winograd import (winograd_conv, winograd_conv_backward, winograd_input, winograd_input_grad,
-                                 winograd_output, winograd_output_grad)
+from pyddpm.ops.winograd import winograd_input, winograd_input_grad, winograd_output, winograd_output_grad
+from pyddpm.ops.winograd_conv import winograd_conv, winograd_conv_backward
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 ERRORS = (TypeError, ValueError, MemoryError)
@@ -818,8 +819,9 @@ def test_the_checks_run_before_the_backend(backend, monkeypatch):
 
     def unreachable(name):
         raise AssertionError(f"the {name} extension was reached")
-    for module in ("adam_ema", "attention", "group_norm", "im2col", "winograd", "q_sample", "batched_matmul",
-                   "discretized_gaussian_log_likelihood", "normal_kl", "p_sample_step", "registry"):
+    for module in ("adam_ema", "attention", "group_norm", "im2col", "winograd", "winograd_conv", "q_sample",
+                   "batched_matmul", "discretized_gaussian_log_likelihood", "normal_kl", "p_sample_step",
+                   "registry"):
         monkeypatch.setattr(importlib.import_module(f"pyddpm.ops.{module}"), "extension", unreachable)
     x = np.ones((1, 2, 3, 3), np.float32)
     with pytest.raises(TypeError if backend == "cuda" else ValueError, match="^group_norm: "):

@@ -6,6 +6,7 @@ import pytest
 
 from kernels import FAST_BACKENDS, randn, to_backend, to_numpy
 from pyddpm.ops import im2col as ops
+from pyddpm.ops import im2col_rows as row_ops
 
 # (B, C, H, W): batch 1, one channel, RGB, odd and non-square sizes, an image just as wide as the kernel.
 SHAPES = [(1, 1, 5, 7), (2, 3, 9, 6), (3, 3, 8, 8), (1, 3, 7, 13), (2, 1, 5, 5)]
@@ -51,18 +52,18 @@ def test_row_layout_matches_reference(backend, shape, k):
     B, C, H, W = shape
     rng = np.random.default_rng(sum(shape) + k)
     x = randn(rng, shape, np.float64)
-    cols_ref = ops.im2col_rows(x, k, padding, backend="numpy")
+    cols_ref = row_ops.im2col_rows(x, k, padding, backend="numpy")
     dcols = randn(rng, cols_ref.shape, np.float64)  # junk columns nonzero too: both must sum them alike
     y = randn(rng, (4, B * H * (W + 2 * padding)), np.float64)
-    refs = {"im2col_rows": cols_ref, "col2im_rows": ops.col2im_rows(dcols, shape, k, padding, backend="numpy"),
-            "rows_to_nchw": ops.rows_to_nchw(y, B, H, W, padding, backend="numpy"),
-            "nchw_to_rows": ops.nchw_to_rows(x, padding, backend="numpy")}
+    refs = {"im2col_rows": cols_ref, "col2im_rows": row_ops.col2im_rows(dcols, shape, k, padding, backend="numpy"),
+            "rows_to_nchw": row_ops.rows_to_nchw(y, B, H, W, padding, backend="numpy"),
+            "nchw_to_rows": row_ops.nchw_to_rows(x, padding, backend="numpy")}
     for dtype in dtypes_for(backend):
         xb, dcb, yb = to_backend(backend, x.astype(dtype), dcols.astype(dtype), y.astype(dtype))
-        got = {"im2col_rows": ops.im2col_rows(xb, k, padding, backend=backend),
-               "col2im_rows": ops.col2im_rows(dcb, shape, k, padding, backend=backend),
-               "rows_to_nchw": ops.rows_to_nchw(yb, B, H, W, padding, backend=backend),
-               "nchw_to_rows": ops.nchw_to_rows(xb, padding, backend=backend)}
+        got = {"im2col_rows": row_ops.im2col_rows(xb, k, padding, backend=backend),
+               "col2im_rows": row_ops.col2im_rows(dcb, shape, k, padding, backend=backend),
+               "rows_to_nchw": row_ops.rows_to_nchw(yb, B, H, W, padding, backend=backend),
+               "nchw_to_rows": row_ops.nchw_to_rows(xb, padding, backend=backend)}
         for name, want in refs.items():
             out = to_numpy(got[name])
             assert out.dtype == dtype and out.shape == want.shape, name
@@ -84,12 +85,12 @@ def test_adjoint_identity_on_cpu(shape, k, stride, padding):
     lhs, rhs = np.vdot(cols, y), np.vdot(x, ops.col2im(y, shape, k, stride, padding, backend="cpu"))
     assert abs(lhs - rhs) <= 1e-12 * (abs(lhs) + np.abs(cols).sum())
     if stride == 1 and 2 * padding == k - 1:
-        rows = ops.im2col_rows(x, k, padding, backend="cpu")
+        rows = row_ops.im2col_rows(x, k, padding, backend="cpu")
         # Junk columns of y set to zero, as the conv backward makes them (rows_to_nchw's adjoint).
-        y_rows = ops.nchw_to_rows(ops.rows_to_nchw(randn(rng, rows.shape, np.float64), *shape[:1], *shape[2:],
+        y_rows = row_ops.nchw_to_rows(row_ops.rows_to_nchw(randn(rng, rows.shape, np.float64), *shape[:1], *shape[2:],
                                                    padding, backend="cpu"), padding, backend="cpu")
         lhs = np.vdot(rows, y_rows)
-        rhs = np.vdot(x, ops.col2im_rows(y_rows, shape, k, padding, backend="cpu"))
+        rhs = np.vdot(x, row_ops.col2im_rows(y_rows, shape, k, padding, backend="cpu"))
         assert abs(lhs - rhs) <= 1e-12 * (abs(lhs) + np.abs(rows).sum())
 
 
@@ -98,37 +99,37 @@ def test_bad_input_raises(backend):
     rng = np.random.default_rng(1)
     x = randn(rng, (2, 3, 6, 5), np.float32)
     cols = ops.im2col(x, 3, 1, 1, backend="numpy")
-    rows = ops.im2col_rows(x, 3, 1, backend="numpy")
+    rows = row_ops.im2col_rows(x, 3, 1, backend="numpy")
     x, cols, rows = to_backend(backend, x, cols, rows)
     with pytest.raises(ValueError, match="cols"):  # cols of a stride-1 conv given for stride 2
         ops.col2im(cols, x.shape, 3, 2, 1, backend=backend)
     with pytest.raises(ValueError, match="cols"):
         ops.col2im(cols, (2, 4, 6, 5), 3, 1, 1, backend=backend)
     with pytest.raises(ValueError, match="dcols"):
-        ops.col2im_rows(rows[:-1], x.shape, 3, 1, backend=backend)
+        row_ops.col2im_rows(rows[:-1], x.shape, 3, 1, backend=backend)
     with pytest.raises(ValueError, match="y"):
-        ops.rows_to_nchw(rows, 2, 6, 4, 1, backend=backend)
+        row_ops.rows_to_nchw(rows, 2, 6, 4, 1, backend=backend)
     bad = np.float64 if backend == "cuda" else np.int32  # the cuda kernels are float32 only
     with pytest.raises(TypeError, match="float32"):
         ops.im2col(x.astype(bad), 3, 1, 1, backend=backend)
     with pytest.raises(TypeError, match="float32"):
         ops.col2im(cols.astype(bad), x.shape, 3, 1, 1, backend=backend)
     with pytest.raises(TypeError, match="float32"):
-        ops.col2im_rows(rows.astype(bad), x.shape, 3, 1, backend=backend)
+        row_ops.col2im_rows(rows.astype(bad), x.shape, 3, 1, backend=backend)
     with pytest.raises(TypeError, match="contiguous"):
         ops.im2col(x[:, :, :, ::-1], 3, 1, 1, backend=backend)
     with pytest.raises(TypeError, match="contiguous"):
-        ops.nchw_to_rows(x.transpose(0, 1, 3, 2), 1, backend=backend)
+        row_ops.nchw_to_rows(x.transpose(0, 1, 3, 2), 1, backend=backend)
     with pytest.raises(ValueError):  # empty batch
         ops.im2col(x[:0], 3, 1, 1, backend=backend)
     with pytest.raises(ValueError):
-        ops.im2col_rows(x[:, :0], 3, 1, backend=backend)
+        row_ops.im2col_rows(x[:, :0], 3, 1, backend=backend)
     with pytest.raises(ValueError, match="small"):  # 6 x 5 image, 7 x 7 kernel, no padding
         ops.im2col(x, 7, 1, 0, backend=backend)
     with pytest.raises(ValueError, match="small"):
         ops.col2im(cols, (2, 3, 2, 2), 5, 1, 0, backend=backend)
     with pytest.raises(ValueError, match="same"):
-        ops.im2col_rows(x, 3, 0, backend=backend)
+        row_ops.im2col_rows(x, 3, 0, backend=backend)
     with pytest.raises(ValueError, match="x"):
         ops.im2col(x[0], 3, 1, 1, backend=backend)
 

@@ -6,6 +6,7 @@ import pytest
 
 from kernels import FAST_BACKENDS, randn, to_backend, to_numpy
 from pyddpm.ops import winograd as wg
+from pyddpm.ops import winograd_conv as wgc
 from pyddpm.ops.backend import BackendUnavailable, extension
 
 # (B, C, K, H, W): a 1x1 image (one tile, three of its four outputs dropped), batch 1, odd and non-square
@@ -133,23 +134,23 @@ def _conv_case(shape, dtype, seed):
 def test_conv_matches_reference(backend, shape):
     for dtype in [np.float32] if backend == "cuda" else [np.float32, np.float64]:
         x, u, bias, dy = _conv_case(shape, dtype, sum(shape) + 3)
-        y_ref = wg.winograd_conv(x, u, bias, backend="numpy")
-        dx_ref, du_ref, db_ref = wg.winograd_conv_backward(x, u, dy, need_db=True, backend="numpy")
+        y_ref = wgc.winograd_conv(x, u, bias, backend="numpy")
+        dx_ref, du_ref, db_ref = wgc.winograd_conv_backward(x, u, dy, need_db=True, backend="numpy")
         np.testing.assert_allclose(db_ref, dy.astype(np.float64).sum(axis=(0, 2, 3)), **TOL[dtype])
         xb, ub, bb, dyb = to_backend(backend, x, u, bias, dy)
         # du and db sum over every tile: their absolute tolerance scales with their largest entry
         tol_du = dict(TOL[dtype], atol=TOL[dtype]["atol"] * np.abs(du_ref).max())
         tol_db = dict(TOL[dtype], atol=TOL[dtype]["atol"] * np.abs(db_ref).max())
-        dx, du, db = wg.winograd_conv_backward(xb, ub, dyb, need_db=True, backend=backend)
+        dx, du, db = wgc.winograd_conv_backward(xb, ub, dyb, need_db=True, backend=backend)
         for name, got, ref, tol in [
-                ("y", wg.winograd_conv(xb, ub, bb, backend=backend), y_ref, TOL[dtype]),
-                ("y_nobias", wg.winograd_conv(xb, ub, backend=backend), y_ref - bias[:, None, None], TOL[dtype]),
+                ("y", wgc.winograd_conv(xb, ub, bb, backend=backend), y_ref, TOL[dtype]),
+                ("y_nobias", wgc.winograd_conv(xb, ub, backend=backend), y_ref - bias[:, None, None], TOL[dtype]),
                 ("dx", dx, dx_ref, TOL[dtype]), ("du", du, du_ref, tol_du), ("db", db, db_ref, tol_db)]:
             out = to_numpy(got)
             assert out.dtype == dtype and out.shape == ref.shape, name
             np.testing.assert_allclose(out, ref, **tol, err_msg=f"{name} {dtype.__name__}")
         for need in [(True, False, False), (False, True, False), (False, False, True)]:
-            got = wg.winograd_conv_backward(xb, ub, dyb, *need, backend=backend)
+            got = wgc.winograd_conv_backward(xb, ub, dyb, *need, backend=backend)
             for wanted, out, ref, tol in zip(need, got, (dx_ref, du_ref, db_ref), (TOL[dtype], tol_du, tol_db)):
                 if wanted:
                     np.testing.assert_allclose(to_numpy(out), ref, **tol)
@@ -164,12 +165,12 @@ def test_fused_conv_is_taken_on_cpu(monkeypatch):
         pytest.skip("this build has no SIMD micro-kernel: the cpu backend keeps the three steps")
     calls = []
     from pyddpm.ops import registry
-    for module in (wg, registry):  # the one-pass calls, and the steps' calls through the kernel table
+    for module in (wgc, registry):  # the one-pass calls, and the steps' calls through the kernel table
         monkeypatch.setattr(module, "extension", lambda name: _Spy(ext, calls))
     for W in (ext.winograd_conv_max_width, ext.winograd_conv_max_width + 1):
         x, u, _, dy = _conv_case((1, 2, 3, 2, W), np.float32, W)
-        wg.winograd_conv(x, u, backend="cpu")
-        wg.winograd_conv_backward(x, u, dy, backend="cpu")
+        wgc.winograd_conv(x, u, backend="cpu")
+        wgc.winograd_conv_backward(x, u, dy, backend="cpu")
     assert calls == ["winograd_conv", "winograd_conv_backward", "winograd_input", "winograd_output",
                      "winograd_output_grad", "winograd_input_grad", "winograd_input"]
 
@@ -190,10 +191,10 @@ class _Spy:
 _THREADS_SCRIPT = """
 import sys
 import numpy as np
-from pyddpm.ops import winograd as wg
+from pyddpm.ops import winograd_conv as wgc
 x, u, dy = (np.load(sys.argv[1])[k] for k in ("x", "u", "dy"))
-dx, du, db = wg.winograd_conv_backward(x, u, dy, need_db=True, backend="cpu")
-np.savez(sys.argv[2], y=wg.winograd_conv(x, u, backend="cpu"), dx=dx, du=du, db=db)
+dx, du, db = wgc.winograd_conv_backward(x, u, dy, need_db=True, backend="cpu")
+np.savez(sys.argv[2], y=wgc.winograd_conv(x, u, backend="cpu"), dx=dx, du=du, db=db)
 """
 
 

@@ -15,7 +15,8 @@ All of these only move memory: judge them by "% copy".
 import numpy as np
 
 from benchmarks.harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none
-from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, rows_to_nchw
+from pyddpm.ops.im2col import col2im, im2col
+from pyddpm.ops.im2col_rows import col2im_rows, im2col_rows, nchw_to_rows, rows_to_nchw
 
 K, P = 3, 1
 SAME_SHAPES = ((8, 128, 32, 32), (8, 256, 16, 16))  # (B, C, H, W) of a stride-1 3x3 conv's input

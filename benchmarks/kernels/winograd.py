@@ -22,21 +22,22 @@ import numpy as np
 
 from benchmarks.harness import Case, Traffic, fused_backends, main as harness_main, torch_or_none
 from pyddpm.ops import winograd as wg
-from pyddpm.ops.im2col import col2im_rows, im2col_rows, nchw_to_rows, rows_to_nchw
+from pyddpm.ops import winograd_conv as wgc
+from pyddpm.ops.im2col_rows import col2im_rows, im2col_rows, nchw_to_rows, rows_to_nchw
 
 SHAPES = ((8, 128, 128, 32), (8, 256, 256, 16), (16, 64, 64, 32), (32, 32, 32, 16), (32, 32, 1, 16))
 SMALL_SHAPES = ((2, 3, 4, 5),)
 
 
 def winograd_fwd(x, w, bias, backend, one_pass=True):
-    return wg.winograd_conv(x, wg.winograd_weight(w), bias, backend=backend, one_pass=one_pass)
+    return wgc.winograd_conv(x, wg.winograd_weight(w), bias, backend=backend, one_pass=one_pass)
 
 
 def winograd_fwd_bwd(x, w, bias, dy, backend, one_pass=True):
     """As conv2d runs it: the filter transform, the forward, then the backward from x (V recomputed)."""
     u = wg.winograd_weight(w)
-    y = wg.winograd_conv(x, u, bias, backend=backend, one_pass=one_pass)
-    dx, du, db = wg.winograd_conv_backward(x, u, dy, need_db=True, backend=backend, one_pass=one_pass)
+    y = wgc.winograd_conv(x, u, bias, backend=backend, one_pass=one_pass)
+    dx, du, db = wgc.winograd_conv_backward(x, u, dy, need_db=True, backend=backend, one_pass=one_pass)
     return y, dx, wg.winograd_weight_grad(du), db
 
 

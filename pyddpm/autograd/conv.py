@@ -16,17 +16,18 @@ The copies (im2col, col2im and the row-layout moves) run on the run's backend (p
 fused kernels take C-contiguous arrays, so x and the incoming gradient are made contiguous once here.
 """
 
-from pyddpm.autograd.tensor import Tensor, as_tensor
 from pyddpm.arrays import array_module
+from pyddpm.autograd.tensor import Tensor, as_tensor
 from pyddpm.ops.backend import resolve
 from pyddpm.ops.batched_matmul import batched_matmul
-from pyddpm.ops.im2col import col2im, col2im_rows, im2col, im2col_rows, nchw_to_rows, output_size, rows_to_nchw
-from pyddpm.ops.winograd import (one_pass_available, tiles, winograd_conv, winograd_conv_backward, winograd_weight,
-                                 winograd_weight_grad)
+from pyddpm.ops.im2col import col2im, im2col, output_size
+from pyddpm.ops.im2col_rows import col2im_rows, im2col_rows, nchw_to_rows, rows_to_nchw
+from pyddpm.ops.winograd import tiles, winograd_weight, winograd_weight_grad
+from pyddpm.ops.winograd_conv import one_pass_available, winograd_conv, winograd_conv_backward
 
 # When Winograd pays (per-conv times: benchmarks/RESULTS.md, "Winograd F(2x2, 3x3) and batched_matmul" and
 # "In one pass"), in two forms.
-# In one pass (cpu only, pyddpm.ops.winograd.one_pass_available): it beat the row layout at every U-Net
+# In one pass (cpu only, pyddpm.ops.winograd_conv.one_pass_available): it beat the row layout at every U-Net
 # shape tried, 1 or 3 channels in or out included, once there are two blocks of 64 tiles (one for each of
 # two threads) and two samples (the backward's units are whole samples).
 # As three steps around batched_matmul: it saves GEMM multiplies in proportion to C_in * C_out * P and

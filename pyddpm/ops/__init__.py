@@ -3,8 +3,8 @@
 Each kernel is a module of its name here (pyddpm/ops/<name>.py): its argument check, its NumPy reference,
 its glue to the extensions and its row of the kernel table (registry.py), through which every call goes.
 Kernel modules import only the leaves (pyddpm.arrays, pyddpm.likelihood, checks, backend, cuda_args,
-registry), never each other, except that the three-step Winograd convolution is built on batched_matmul
-(docs/design.md, "Layers"; tests/test_import_graph.py).
+registry), never each other, except that the whole Winograd convolution (winograd_conv.py) is built from
+the transforms (winograd.py) and batched_matmul (docs/design.md, "Layers"; tests/test_import_graph.py).
 
 Importing it changes nothing in the process: what the backends tune (malloc's thresholds, NumPy's BLAS
 threads while the cpu backend runs) they tune when the run's backend starts (pyddpm/ops/backend.py).

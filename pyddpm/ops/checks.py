@@ -206,6 +206,14 @@ def output(fn, backend, out, like, like_name, inputs):
 
 # --- Checks shared by more than one kernel -------------------------------------------------------------
 
+def bias(fn, backend, b, like, like_name, K):
+    """An optional bias: None, or a (K,) vector in like's dtype, C-contiguous on cpu and cuda."""
+    if b is not None:
+        float_array(fn, backend, "bias", b, like, like_name)
+        shape(fn, "bias", b, (K,))
+        contiguous(fn, backend, {"bias": b})
+
+
 def matching_batches(fn, backend, named):
     """{name: array}: float (B, ...) arrays of one shape and dtype, the first of rank >= 1 and not empty,
     C-contiguous on cpu and cuda. Returns B."""

@@ -16,6 +16,7 @@ import pytest
 
 from emulation import covers, nan_like
 from pyddpm.ops import im2col as ops
+from pyddpm.ops import im2col_rows as row_ops
 
 SHAPES = [(1, 2, 5, 8), (2, 3, 6, 9)]
 GEOMETRIES = [(1, 1, 0), (3, 1, 1), (3, 2, 0), (3, 2, 1), (5, 2, 2)]  # (k, stride, padding)
@@ -55,7 +56,7 @@ def test_col2im_matches_reference(emu, order, shape, k, stride, padding):
 @pytest.mark.parametrize("shape", SHAPES)
 def test_im2col_rows_matches_reference(emu, order, shape, k, padding):
     x = randn(shape, sum(shape) + k + 2)
-    want = ops.im2col_rows_reference(x, k, padding)
+    want = row_ops.im2col_rows_reference(x, k, padding)
     cols = nan_like(want.shape)
     emu.im2col_rows_cuda(x, cols, *shape, k, padding, None)
     np.testing.assert_array_equal(cols, want)
@@ -69,7 +70,7 @@ def test_col2im_rows_matches_reference(emu, order, shape, k, padding):
     dcols = randn((C * k * k, B * H * (W + 2 * padding)), sum(shape) + k + 3)  # junk columns nonzero too
     x = nan_like(shape)
     emu.col2im_rows_cuda(dcols, x, *shape, k, padding, None)
-    np.testing.assert_allclose(x, ops.col2im_rows_reference(dcols.astype(np.float64), shape, k, padding), **SUM_TOL)
+    np.testing.assert_allclose(x, row_ops.col2im_rows_reference(dcols.astype(np.float64), shape, k, padding), **SUM_TOL)
 
 
 @covers("rows_to_nchw_kernel")
@@ -80,7 +81,7 @@ def test_rows_to_nchw_matches_reference(emu, order, shape, padding):
     y = randn((C, B * H * (W + 2 * padding)), sum(shape) + padding)
     out = nan_like(shape)
     emu.rows_to_nchw_cuda(y, out, *shape, padding, None)
-    np.testing.assert_array_equal(out, ops.rows_to_nchw_reference(y, B, H, W, padding))
+    np.testing.assert_array_equal(out, row_ops.rows_to_nchw_reference(y, B, H, W, padding))
 
 
 @covers("nchw_to_rows_kernel")
@@ -88,7 +89,7 @@ def test_rows_to_nchw_matches_reference(emu, order, shape, padding):
 @pytest.mark.parametrize("shape", SHAPES)
 def test_nchw_to_rows_matches_reference(emu, order, shape, padding):
     g = randn(shape, sum(shape) + padding + 1)
-    want = ops.nchw_to_rows_reference(g, padding)
+    want = row_ops.nchw_to_rows_reference(g, padding)
     out = nan_like(want.shape)
     emu.nchw_to_rows_cuda(g, out, *shape, padding, None)
     np.testing.assert_array_equal(out, want)

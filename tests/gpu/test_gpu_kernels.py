@@ -12,7 +12,7 @@ from kernels import to_backend
 from pyddpm import ops
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.ops import winograd as wg
-from pyddpm.ops.im2col import col2im_rows, im2col_rows, im2col_rows_reference, rows_to_nchw_reference
+from pyddpm.ops.im2col_rows import col2im_rows, im2col_rows, im2col_rows_reference, rows_to_nchw_reference
 
 rng = np.random.default_rng(0)
 DIFFUSION = GaussianDiffusion(make_beta_schedule("linear", 1000))
