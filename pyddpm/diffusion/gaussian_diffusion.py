@@ -19,9 +19,10 @@ import numpy as np
 from tqdm import tqdm
 
 from pyddpm import likelihood
+from pyddpm.arrays import array_module, gather, to_host
+from pyddpm.ops import checks
 from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood as ops_dgll
 from pyddpm.ops.normal_kl import normal_kl as ops_normal_kl
-from pyddpm.arrays import array_module, gather, to_host
 from pyddpm.ops.p_sample_step import ReverseStepTables, p_sample_step
 from pyddpm.ops.q_sample import q_sample
 
@@ -113,9 +114,9 @@ class GaussianDiffusion:
         """t checked as int (B,) indices 0..T-1 for x (B, ...), as an int64 numpy array."""
         t = to_host(t)
         if t.shape != (x.shape[0],) or not np.issubdtype(t.dtype, np.integer):
-            raise ValueError(f"t must be an int array of shape ({x.shape[0]},), got {t.dtype} {t.shape}")
-        if t.min() < 0 or t.max() >= self.num_timesteps:
-            raise ValueError(f"t must be in 0..{self.num_timesteps - 1}, got {t.min()}..{t.max()}")
+            raise ValueError(f"GaussianDiffusion: t must be an int array of shape ({x.shape[0]},), got {t.dtype} "
+                             f"{t.shape}")
+        checks.timestep_range("GaussianDiffusion", t, self.num_timesteps)
         return t.astype(np.int64, copy=False)
 
     def _extract(self, table, t, x):

@@ -249,10 +249,16 @@ def timestep_args(fn, backend, t, tables, data):
     shape(fn, "t", t, (B,))
     if backend == "cpu":
         contiguous(fn, backend, {"t": t, **tables})
+    timestep_range(fn, t, T)
+    return B, T
+
+
+def timestep_range(fn, t, T):
+    """Every index of the int array t in 0..T-1 (ValueError): the one check that reads elements, B of them
+    (a small device-to-host copy on cuda). The diffusion layer checks its t with it too."""
     lo, hi = int(t.min()), int(t.max())
     if lo < 0 or hi >= T:
         raise ValueError(f"{fn}: t must lie in 0..{T - 1}, got {lo}..{hi}")
-    return B, T
 
 
 def per_element_or_sample(fn, backend, name, a, like, like_name):
