@@ -39,10 +39,11 @@ def cast(backend, dtype, *arrays):
     return to_backend(backend, *(np.asarray(a).astype(dtype) for a in arrays))
 
 
-def assert_matches(got, want, dtype, name, rtol, atol):
+def assert_matches(got, want, dtype, name, rtol, atol, scaled=True):
     """A backend's output against the float64 reference: in ``dtype`` and want's shape, NaN and +-inf exactly
     where want has them, and the finite values within rtol, and atol times the largest finite magnitude of
-    want (at least 1: sums of many terms, such as a gradient over a batch, scale their rounding with it)."""
+    want (at least 1: sums of many terms, such as a gradient over a batch, scale their rounding with it);
+    with scaled=False, atol as it is."""
     got, want = to_numpy(got), np.asarray(want)
     assert got.dtype == dtype, f"{name}: {got.dtype}, want {np.dtype(dtype)}"
     assert got.shape == want.shape, f"{name}: shape {got.shape}, want {want.shape}"
@@ -50,7 +51,7 @@ def assert_matches(got, want, dtype, name, rtol, atol):
         np.testing.assert_array_equal(where(got), where(want), err_msg=f"{name}: where {what} is")
     finite = np.isfinite(want)
     if finite.any():
-        scale = max(1.0, float(np.abs(want[finite]).max()))
+        scale = max(1.0, float(np.abs(want[finite]).max())) if scaled else 1.0
         np.testing.assert_allclose(got[finite], want[finite], rtol=rtol, atol=atol * scale, err_msg=name)
 
 

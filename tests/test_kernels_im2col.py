@@ -4,7 +4,7 @@ identities that make col2im the input gradient of a convolution (Eq. 14's networ
 import numpy as np
 import pytest
 
-from kernels import FAST_BACKENDS, randn, to_backend, to_numpy
+from kernels import FAST_BACKENDS, assert_matches, randn, to_backend, to_numpy
 from pyddpm.ops import im2col as ops
 from pyddpm.ops import im2col_rows as row_ops
 
@@ -39,9 +39,8 @@ def test_im2col_col2im_match_reference(backend, shape, k, stride, padding):
         cols = to_numpy(ops.im2col(xb, k, stride, padding, backend=backend))
         assert cols.dtype == dtype and cols.shape == cols_ref.shape
         np.testing.assert_array_equal(cols, cols_ref.astype(dtype))  # a copy: exact
-        img = to_numpy(ops.col2im(dcb, shape, k, stride, padding, backend=backend))
-        assert img.dtype == dtype and img.shape == shape
-        np.testing.assert_allclose(img, img_ref, **TOL[dtype])
+        img = ops.col2im(dcb, shape, k, stride, padding, backend=backend)
+        assert_matches(img, img_ref, dtype, f"col2im on {backend}", **TOL[dtype], scaled=False)
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
@@ -68,7 +67,7 @@ def test_row_layout_matches_reference(backend, shape, k):
             out = to_numpy(got[name])
             assert out.dtype == dtype and out.shape == want.shape, name
             if name == "col2im_rows":
-                np.testing.assert_allclose(out, want, **TOL[dtype], err_msg=f"{name} on {backend}")
+                assert_matches(out, want, dtype, f"{name} on {backend}", **TOL[dtype], scaled=False)
             else:
                 np.testing.assert_array_equal(out, want.astype(dtype), err_msg=f"{name} on {backend}")
 

@@ -4,7 +4,7 @@ and against each other's adjoints, and each fused backend's tile transforms agai
 import numpy as np
 import pytest
 
-from kernels import FAST_BACKENDS, randn, to_backend, to_numpy
+from kernels import FAST_BACKENDS, assert_matches, randn, to_backend
 from pyddpm.ops import winograd as wg
 from pyddpm.ops import winograd_conv as wgc
 from pyddpm.ops.backend import BackendUnavailable, extension
@@ -74,9 +74,7 @@ def test_kernels_match_reference(backend, shape):
                "output_nobias": wg.winograd_output(mb, dy.shape, backend=backend),
                "output_grad": wg.winograd_output_grad(dyb, backend=backend)}
         for name, ref in refs.items():
-            out = to_numpy(got[name])
-            assert out.dtype == dtype and out.shape == ref.shape, name
-            np.testing.assert_allclose(out, ref, **TOL[dtype], err_msg=name)
+            assert_matches(got[name], ref, dtype, f"{name} on {backend}", **TOL[dtype], scaled=False)
 
 
 def _cpu():
@@ -146,14 +144,12 @@ def test_conv_matches_reference(backend, shape):
                 ("y", wgc.winograd_conv(xb, ub, bb, backend=backend), y_ref, TOL[dtype]),
                 ("y_nobias", wgc.winograd_conv(xb, ub, backend=backend), y_ref - bias[:, None, None], TOL[dtype]),
                 ("dx", dx, dx_ref, TOL[dtype]), ("du", du, du_ref, tol_du), ("db", db, db_ref, tol_db)]:
-            out = to_numpy(got)
-            assert out.dtype == dtype and out.shape == ref.shape, name
-            np.testing.assert_allclose(out, ref, **tol, err_msg=f"{name} {dtype.__name__}")
+            assert_matches(got, ref, dtype, f"{name} {dtype.__name__} on {backend}", **tol, scaled=False)
         for need in [(True, False, False), (False, True, False), (False, False, True)]:
             got = wgc.winograd_conv_backward(xb, ub, dyb, *need, backend=backend)
             for wanted, out, ref, tol in zip(need, got, (dx_ref, du_ref, db_ref), (TOL[dtype], tol_du, tol_db)):
                 if wanted:
-                    np.testing.assert_allclose(to_numpy(out), ref, **tol)
+                    assert_matches(out, ref, dtype, f"only {need} on {backend}", **tol, scaled=False)
                 else:
                     assert out is None
 
