@@ -91,11 +91,6 @@ def same_shape(fn, name, a, like, like_name):
                          f"got {format_shape(a.shape)}")
 
 
-def size(a):
-    """The number of elements of ``a``, from its shape."""
-    return math.prod(a.shape)
-
-
 def image(fn, backend, name, a, like=None, like_name=None):
     """``a`` a float (B, C, H, W) array of positive sizes; returns its shape."""
     float_array(fn, backend, name, a, like, like_name)
