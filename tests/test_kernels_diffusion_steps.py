@@ -136,7 +136,8 @@ def test_no_noise_at_index_zero(backend, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_references_are_gaussian_diffusions_expressions(dtype):
-    """The references reproduce the per-term expressions GaussianDiffusion used, bit for bit."""
+    """The references are GaussianDiffusion's expressions, bit for bit: Eq. 4, and the diffusion layer's
+    reverse mean (pyddpm.reverse_step) plus sigma_t z."""
     d = _diffusion("fixedsmall")
     rng = np.random.default_rng(4)
     shape = (5, 3, 4, 4)

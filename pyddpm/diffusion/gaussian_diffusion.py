@@ -23,8 +23,9 @@ from pyddpm.arrays import array_module, gather, to_host
 from pyddpm.ops import checks
 from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood as ops_dgll
 from pyddpm.ops.normal_kl import normal_kl as ops_normal_kl
-from pyddpm.ops.p_sample_step import ReverseStepTables, p_sample_step
+from pyddpm.ops.p_sample_step import p_sample_step
 from pyddpm.ops.q_sample import q_sample
+from pyddpm.reverse_step import ReverseStepTables, posterior_mean, predict_x0_from_eps, reverse_mean
 
 MEAN_TYPES = ("eps", "x0")
 VAR_TYPES = ("fixedlarge", "fixedsmall")
@@ -144,15 +145,15 @@ class GaussianDiffusion:
 
     def q_posterior_mean_variance(self, x0, xt, t):
         """Eq. 6-7: mean (B, ...), variance and clipped log-variance (B, 1, ...) of q(x_{t-1} | x_t, x_0)."""
-        mean = (self._extract(self.posterior_mean_coef1, t, xt) * x0
-                + self._extract(self.posterior_mean_coef2, t, xt) * xt)
+        mean = posterior_mean(x0, xt, self._extract(self.posterior_mean_coef1, t, xt),
+                              self._extract(self.posterior_mean_coef2, t, xt))
         return (mean, self._extract(self.posterior_variance, t, xt),
                 self._extract(self.posterior_log_variance_clipped, t, xt))
 
     def predict_x0_from_eps(self, xt, t, eps):
         """Eq. 4 solved for x_0 (Eq. 15): (x_t - sqrt(1 - alpha-bar_t) eps) / sqrt(alpha-bar_t). (B, ...)."""
-        return (self._extract(self.sqrt_recip_alphas_cumprod, t, xt) * xt
-                - self._extract(self.sqrt_recipm1_alphas_cumprod, t, xt) * eps)
+        return predict_x0_from_eps(xt, eps, self._extract(self.sqrt_recip_alphas_cumprod, t, xt),
+                                   self._extract(self.sqrt_recipm1_alphas_cumprod, t, xt))
 
     def prior_bpd(self, x0):
         """L_T = KL(q(x_T | x_0) || N(0, I)) in bits/dim (Eq. 5), shape (B,). No model involved."""
@@ -171,20 +172,16 @@ class GaussianDiffusion:
         the predicted x_0 to [-1, 1] (sampling only; it must be False for a Tensor model output).
         Returns dict: mean (B, ...), variance and log_variance (B, 1, ...), pred_x0 (B, ...).
         """
-        if self.mean_type == "eps":
-            pred_x0 = self.predict_x0_from_eps(xt, t, model_output)
-        else:
-            pred_x0 = model_output
-        if clip_denoised:
-            if hasattr(pred_x0, "backward"):
-                raise ValueError("clip_denoised=True is not differentiable; pass False for a Tensor output")
-            pred_x0 = array_module(pred_x0).clip(pred_x0, -1.0, 1.0)
+        if clip_denoised and hasattr(model_output, "backward"):
+            raise ValueError("clip_denoised=True is not differentiable; pass False for a Tensor output")
+        coefs = ReverseStepTables(*(self._extract(table, t, xt) for table in self.step_tables))
         # Eq. 11 (mean_type "eps"): mu_theta = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps_theta),
         # formed as Eq. 7's posterior mean at Eq. 15's x_0: the same number (tests/test_diffusion.py,
-        # test_eps_form_of_the_posterior_mean), with room to clip x_0 in between.
-        mean, _, _ = self.q_posterior_mean_variance(pred_x0, xt, t)
+        # test_eps_form_of_the_posterior_mean), with room to clip x_0 in between. The fused reverse step's
+        # reference calls the same function.
+        mean, pred_x0 = reverse_mean(model_output, xt, coefs, self.mean_type, clip_denoised)
         return {"mean": mean, "variance": self._extract(self.model_variance, t, xt),
-                "log_variance": self._extract(self.model_log_variance, t, xt), "pred_x0": pred_x0}
+                "log_variance": coefs.model_log_variance, "pred_x0": pred_x0}
 
     def p_sample(self, model_output, xt, t, noise, clip_denoised=True):
         """One step of Alg. 2: x_{t-1} = mean + sigma_t z, with z = 0 for samples at index 0 (paper t = 1).

@@ -6,7 +6,8 @@ Per sample b at index i = t_b (the paper's t = i + 1), per element:
     x0_hat = clip(x0_hat, -1, 1)                                  clip_denoised
     mean   = coef1_t x0_hat + coef2_t x_t                         the posterior mean at x0_hat (Eq. 7)
     x_prev = mean + exp(0.5 log sigma_t^2) z                      z = noise, and z = 0 at index 0 (Alg. 2 line 3)
-One pass: three reads (model_output, x_t, noise) and one write (x_prev), plus one (pred_x0) on request.
+The mean is pyddpm.reverse_step.reverse_mean, the diffusion layer's formula; the kernels fuse it with the
+noise term. One pass: three reads (model_output, x_t, noise) and one write (x_prev), plus one (pred_x0) on request.
 
 Shapes: model_output, x_t, noise (B, ...) of any rank >= 1, all float32 (every backend) or float64 (numpy,
 cpu); t int64 (B,) in 0..T-1. tables: a ReverseStepTables (or any 5-sequence in its order) of float64 (T,)
@@ -20,8 +21,6 @@ At index 0 no backend adds a noise term at all, so x_prev is the mean bit for bi
 The fused kernels: csrc/kernels/p_sample_step.cuh (math), csrc/cpu/p_sample_step.cpp, csrc/cuda/p_sample_step.cu.
 """
 
-from typing import NamedTuple
-
 import numpy as np
 
 from pyddpm.arrays import array_module, gather
@@ -29,17 +28,9 @@ from pyddpm.ops import checks
 from pyddpm.ops.backend import extension
 from pyddpm.ops.cuda_args import device_ptr, stream_ptr
 from pyddpm.ops.registry import dispatch, register
+from pyddpm.reverse_step import ReverseStepTables, reverse_mean
 
 MEAN_TYPES = ("eps", "x0")
-
-
-class ReverseStepTables(NamedTuple):
-    """The five float64 (T,) tables of the reverse step, in the order the kernels take them."""
-    sqrt_recip_alphas_cumprod: np.ndarray    # sqrt(1 / abar_t)
-    sqrt_recipm1_alphas_cumprod: np.ndarray  # sqrt(1 / abar_t - 1)
-    posterior_mean_coef1: np.ndarray         # beta_t sqrt(abar_{t-1}) / (1 - abar_t)           (Eq. 7)
-    posterior_mean_coef2: np.ndarray         # (1 - abar_{t-1}) sqrt(alpha_t) / (1 - abar_t)    (Eq. 7)
-    model_log_variance: np.ndarray           # log sigma_t^2 of p(x_{t-1} | x_t) (Sec. 3.2)
 
 
 def check_p_sample_step(backend, model_output, x_t, t, noise, tables, mean_type, clip_denoised, return_pred_x0):
@@ -74,22 +65,16 @@ def p_sample_step(model_output, x_t, t, noise, tables, mean_type="eps", clip_den
 
 def p_sample_step_reference(model_output, x_t, t, noise, tables, mean_type="eps", clip_denoised=True,
                             return_pred_x0=True):
-    """The NumPy reference of p_sample_step: GaussianDiffusion's former p_mean_variance + p_sample, op for op
-    (but that the noise term is dropped at index 0 rather than multiplied by 0, as the kernels drop it)."""
+    """The NumPy reference of p_sample_step: the diffusion layer's reverse mean (pyddpm.reverse_step) plus
+    the noise term, which is dropped at index 0 rather than multiplied by 0, as the kernels drop it."""
     tables = check_p_sample_step("reference", model_output, x_t, t, noise, tables, mean_type, clip_denoised,
                                  return_pred_x0)[4]
     xp = array_module(x_t)
-    if mean_type == "eps":
-        pred_x0 = (gather(tables.sqrt_recip_alphas_cumprod, t, x_t) * x_t
-                   - gather(tables.sqrt_recipm1_alphas_cumprod, t, x_t) * model_output)
-    else:
-        pred_x0 = model_output
-    if clip_denoised:
-        pred_x0 = xp.clip(pred_x0, -1.0, 1.0)
-    mean = gather(tables.posterior_mean_coef1, t, x_t) * pred_x0 + gather(tables.posterior_mean_coef2, t, x_t) * x_t
-    log_variance = gather(tables.model_log_variance, t, x_t)
-    last = xp.asarray(t == 0).reshape(log_variance.shape)
-    x_prev = mean + xp.where(last, 0, xp.exp(0.5 * log_variance) * noise)  # z = 0 at index 0, whatever noise holds
+    coefs = ReverseStepTables(*(gather(table, t, x_t) for table in tables))
+    mean, pred_x0 = reverse_mean(model_output, x_t, coefs, mean_type, clip_denoised)
+    last = xp.asarray(t == 0).reshape(coefs.model_log_variance.shape)
+    # Alg. 2 line 4, with z = 0 at index 0 whatever the noise holds.
+    x_prev = mean + xp.where(last, 0, xp.exp(0.5 * coefs.model_log_variance) * noise)
     return x_prev, (pred_x0 if return_pred_x0 else None)
 
 
