@@ -20,12 +20,10 @@ The fused pass reads 5 and writes 4 numbers per parameter; the plain path moves 
 
 import math
 
-import numpy as np
-
 from pyddpm.arrays import array_module
 from pyddpm.ops import aliasing, checks
 from pyddpm.ops.backend import extension
-from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.cuda_args import Arg, launch
 from pyddpm.ops.registry import dispatch, register
 
 _ARRAYS = ("p", "g", "m", "v", "ema")
@@ -96,9 +94,8 @@ def _adam_ema_cpu(p, g, m, v, ema, *scalars):
 
 
 def _adam_ema_cuda(p, g, m, v, ema, *scalars):
-    f32, fn = np.float32, "adam_ema"
-    ptrs = [device_ptr(fn, name, a, f32, p.shape) for name, a in zip(_ARRAYS, (p, g, m, v, ema))]
-    extension("cuda").adam_ema(*ptrs, p.size, *map(float, scalars), stream_ptr())
+    launch("adam_ema", *(Arg(name, a, p.shape) for name, a in zip(_ARRAYS, (p, g, m, v, ema))), p.size,
+           *map(float, scalars))
 
 
 register("adam_ema", check_adam_ema, numpy=adam_ema_reference, cpu=_adam_ema_cpu, cuda=_adam_ema_cuda)

@@ -29,13 +29,12 @@ and for the row kernels' out= an array like the input that is either that input 
 
 from functools import partial
 
-import numpy as np
 
 from pyddpm.arrays import array_module
 from pyddpm.ops import checks
 from pyddpm.ops.backend import extension
-from pyddpm.ops.cuda_args import device_ptr, stream_ptr
-from pyddpm.ops.registry import dispatch, extension_call, register
+from pyddpm.ops.cuda_args import Arg, empty, launch
+from pyddpm.ops.registry import dispatch, register
 
 
 def check_attention(backend, q, k, v, scale):
@@ -216,36 +215,24 @@ def _into(out, result):
 
 
 def _softmax_rows_cuda(s, scale, out):
-    import cupy
-
-    fn, f32 = "softmax_rows", np.float32
-    s_ptr = device_ptr(fn, "s", s, f32, s.shape)
-    out = cupy.empty_like(s) if out is None else out
-    out_ptr = device_ptr(fn, "out", out, f32, s.shape)
+    out = empty(s.shape) if out is None else out
     n = s.shape[-1]
-    extension("cuda").softmax_rows(s_ptr, out_ptr, s.size // n, n, scale, stream_ptr())
+    launch("softmax_rows", Arg("s", s, s.shape), Arg("out", out, s.shape), s.size // n, n, scale)
     return out
 
 
 def _softmax_backward_rows_cuda(p, dp, scale, out):
-    import cupy
-
-    fn, f32 = "softmax_backward_rows", np.float32
-    p_ptr = device_ptr(fn, "p", p, f32, p.shape)
-    dp_ptr = device_ptr(fn, "dp", dp, f32, p.shape)
-    out = cupy.empty_like(p) if out is None else out
-    out_ptr = device_ptr(fn, "out", out, f32, p.shape)
+    out = empty(p.shape) if out is None else out
     n = p.shape[-1]
-    extension("cuda").softmax_backward_rows(p_ptr, dp_ptr, out_ptr, p.size // n, n, scale, stream_ptr())
+    launch("softmax_backward_rows", Arg("p", p, p.shape), Arg("dp", dp, p.shape), Arg("out", out, p.shape),
+           p.size // n, n, scale)
     return out
 
 
 register("attention", check_attention, numpy=attention_reference, cpu=_attention_cpu,
          cuda=partial(_attention_by_rows, backend="cuda"))
 register("attention_backward", check_attention_backward, numpy=attention_backward_reference,
-         cpu=_attention_backward_cpu,
-         cuda=partial(_attention_backward_by_rows, backend="cuda"))
-register("softmax_rows", check_softmax_rows, numpy=_softmax_rows_numpy, cpu=extension_call("softmax_rows"),
-         cuda=_softmax_rows_cuda)
+         cpu=_attention_backward_cpu, cuda=partial(_attention_backward_by_rows, backend="cuda"))
+register("softmax_rows", check_softmax_rows, numpy=_softmax_rows_numpy, cuda=_softmax_rows_cuda)
 register("softmax_backward_rows", check_softmax_backward_rows, numpy=_softmax_backward_rows_numpy,
-         cpu=extension_call("softmax_backward_rows"), cuda=_softmax_backward_rows_cuda)
+         cuda=_softmax_backward_rows_cuda)

@@ -1,7 +1,41 @@
-"""Checks and raw pointers for calls into pyddpm._cuda: every CuPy array is checked for device, dtype,
-contiguity and shape here, before a pointer to it reaches a kernel."""
+"""Calls into pyddpm._cuda: every CuPy array is checked for device, dtype, contiguity and shape here, before
+a pointer to it reaches a kernel, and outputs are allocated here."""
+
+from typing import NamedTuple
 
 import numpy as np
+
+from pyddpm.ops.backend import extension
+
+
+class Arg(NamedTuple):
+    """An array argument of a launch: checked by device_ptr, passed as its device pointer (None: null)."""
+    name: str
+    array: object
+    shape: tuple
+    dtype: type = np.float32
+
+
+def launch(fn, *args):
+    """pyddpm._cuda.<fn>(*args, stream): each Arg becomes a checked device pointer, every other argument (an
+    output's pointer, a size, a flag) is passed as it is, and the current stream comes last."""
+    values = [(0 if a.array is None else device_ptr(fn, a.name, a.array, a.dtype, a.shape)) if isinstance(a, Arg)
+              else a for a in args]
+    getattr(extension("cuda"), fn)(*values, stream_ptr())
+
+
+def empty(shape, dtype=np.float32):
+    """A new uninitialised CuPy array for a kernel's output."""
+    import cupy
+
+    return cupy.empty(shape, dtype)
+
+
+def to_device(a):
+    """``a`` as a CuPy array on the current device (a host table is copied; a device array is kept)."""
+    import cupy
+
+    return cupy.asarray(a)
 
 
 def device_ptr(fn, name, a, dtype, shape):

@@ -15,13 +15,10 @@ With per_sample_bpd=True the result is -mean(log p) / ln 2 over each sample, sha
 reduced in the same pass (in double on the CPU and on the GPU).
 """
 
-import numpy as np
-
 from pyddpm import likelihood
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension
-from pyddpm.ops.cuda_args import device_ptr, stream_ptr
-from pyddpm.ops.registry import dispatch, extension_call, register
+from pyddpm.ops.cuda_args import Arg, empty, launch
+from pyddpm.ops.registry import dispatch, register
 
 _FN = "discretized_gaussian_log_likelihood"
 
@@ -53,17 +50,13 @@ def discretized_gaussian_log_likelihood_reference(x, means, log_scales, per_samp
 
 
 def _cuda(x, means, log_scales, per_sample_bpd):
-    import cupy
-
-    f32 = np.float32
     B, per_sample = x.shape[0], log_scales.shape != x.shape
-    out = cupy.empty((B,) if per_sample_bpd else x.shape, f32)
-    extension("cuda").discretized_gaussian_log_likelihood(
-        device_ptr(_FN, "x", x, f32, x.shape), device_ptr(_FN, "means", means, f32, x.shape),
-        device_ptr(_FN, "log_scales", log_scales, f32, (B,) if per_sample else x.shape), per_sample,
-        out.data.ptr, per_sample_bpd, B, x.size // B, stream_ptr())
+    out = empty((B,) if per_sample_bpd else x.shape)
+    launch(_FN, Arg("x", x, x.shape), Arg("means", means, x.shape),
+           Arg("log_scales", log_scales, (B,) if per_sample else x.shape), per_sample, out.data.ptr, per_sample_bpd,
+           B, x.size // B)
     return out
 
 
 register(_FN, check_discretized_gaussian_log_likelihood, numpy=discretized_gaussian_log_likelihood_reference,
-         cpu=extension_call(_FN), cuda=_cuda)
+         cuda=_cuda)

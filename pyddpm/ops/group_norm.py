@@ -11,13 +11,11 @@ in one dtype: float32 (every backend) or float64 (numpy and cpu); C-contiguous o
 The fused kernels: csrc/kernels/group_norm.cuh (math), csrc/cpu/group_norm.cpp, csrc/cuda/group_norm.cu.
 """
 
-import numpy as np
 
 from pyddpm.arrays import array_module, sigmoid
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension
-from pyddpm.ops.cuda_args import device_ptr, stream_ptr
-from pyddpm.ops.registry import dispatch, extension_call, register
+from pyddpm.ops.cuda_args import Arg, empty, launch
+from pyddpm.ops.registry import dispatch, register
 
 EPS = 1e-6  # tf.contrib.layers.group_norm's epsilon, as in the official DDPM code
 
@@ -113,37 +111,24 @@ def group_norm_backward_reference(dy, x, gamma, beta, mean, rstd, num_groups, si
 
 
 def _group_norm_cuda(x, gamma, beta, num_groups, silu, eps):
-    import cupy
-
-    fn, f32 = "group_norm", np.float32
     B, C, H, W = x.shape
-    y = cupy.empty_like(x)
-    mean, rstd = cupy.empty((B, num_groups), f32), cupy.empty((B, num_groups), f32)
-    extension("cuda").group_norm(device_ptr(fn, "x", x, f32, (-1, -1, -1, -1)), device_ptr(fn, "gamma", gamma, f32, (C,)),
-                                 device_ptr(fn, "beta", beta, f32, (C,)), y.data.ptr, mean.data.ptr, rstd.data.ptr,
-                                 B, C, H * W, num_groups, silu, eps, stream_ptr())
+    y, mean, rstd = empty(x.shape), empty((B, num_groups)), empty((B, num_groups))
+    launch("group_norm", Arg("x", x, x.shape), Arg("gamma", gamma, (C,)), Arg("beta", beta, (C,)), y.data.ptr,
+           mean.data.ptr, rstd.data.ptr, B, C, H * W, num_groups, silu, eps)
     return y, mean, rstd
 
 
 def _group_norm_backward_cuda(dy, x, gamma, beta, mean, rstd, num_groups, silu):
-    import cupy
-
-    fn, f32 = "group_norm_backward", np.float32
     B, C, H, W = x.shape
     G = num_groups
-    dx = cupy.empty_like(x)
-    dgamma, dbeta = cupy.empty(C, f32), cupy.empty(C, f32)
-    parts = cupy.empty((2, B, C), f32)
-    extension("cuda").group_norm_backward(
-        device_ptr(fn, "dy", dy, f32, x.shape), device_ptr(fn, "x", x, f32, (-1, -1, -1, -1)),
-        device_ptr(fn, "gamma", gamma, f32, (C,)), device_ptr(fn, "beta", beta, f32, (C,)),
-        device_ptr(fn, "mean", mean, f32, (B, G)), device_ptr(fn, "rstd", rstd, f32, (B, G)),
-        dx.data.ptr, dgamma.data.ptr, dbeta.data.ptr, parts[0].data.ptr, parts[1].data.ptr, B, C, H * W, G, silu,
-        stream_ptr())
+    dx, dgamma, dbeta = empty(x.shape), empty(C), empty(C)
+    dgamma_part, dbeta_part = empty((B, C)), empty((B, C))  # per-sample partial sums, reduced by the kernel
+    launch("group_norm_backward", Arg("dy", dy, x.shape), Arg("x", x, x.shape), Arg("gamma", gamma, (C,)),
+           Arg("beta", beta, (C,)), Arg("mean", mean, (B, G)), Arg("rstd", rstd, (B, G)), dx.data.ptr,
+           dgamma.data.ptr, dbeta.data.ptr, dgamma_part.data.ptr, dbeta_part.data.ptr, B, C, H * W, G, silu)
     return dx, dgamma, dbeta
 
 
-register("group_norm", check_group_norm, numpy=group_norm_reference, cpu=extension_call("group_norm"),
-         cuda=_group_norm_cuda)
+register("group_norm", check_group_norm, numpy=group_norm_reference, cuda=_group_norm_cuda)
 register("group_norm_backward", check_group_norm_backward, numpy=group_norm_backward_reference,
-         cpu=extension_call("group_norm_backward"), cuda=_group_norm_backward_cuda)
+         cuda=_group_norm_backward_cuda)

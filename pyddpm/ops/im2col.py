@@ -15,13 +15,10 @@ and checks its arguments first, on every backend (the check_* functions below): 
 return exactly the reference's layouts.
 """
 
-import numpy as np
-
 from pyddpm.arrays import array_module
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension
-from pyddpm.ops.cuda_args import device_ptr, stream_ptr
-from pyddpm.ops.registry import dispatch, extension_call, register
+from pyddpm.ops.cuda_args import Arg, empty, launch
+from pyddpm.ops.registry import dispatch, register
 
 
 def output_size(size, k, stride, padding):
@@ -103,34 +100,22 @@ def col2im_reference(cols, x_shape, k, stride=1, padding=0):
     return xp.ascontiguousarray(out[:, :, padding:padding + H, padding:padding + W]) if padding else out
 
 
-# --- The cuda backend: float32 CuPy arrays, checked here, outputs allocated here ---------------------------
-
-_F32 = np.float32
-
+# --- The cuda backend: float32 CuPy arrays, checked by cuda_args.launch, outputs allocated here ----------
 
 def _im2col_cuda(x, k, stride, padding):
-    import cupy
-
     B, C, H, W = x.shape
-    Ho, Wo = output_size(H, k, stride, padding), output_size(W, k, stride, padding)
-    cols = cupy.empty((B, C * k * k, Ho * Wo), _F32)
-    extension("cuda").im2col(device_ptr("im2col", "x", x, _F32, (-1, -1, -1, -1)), cols.data.ptr,
-                             B, C, H, W, k, stride, padding, stream_ptr())
+    cols = empty((B, C * k * k, output_size(H, k, stride, padding) * output_size(W, k, stride, padding)))
+    launch("im2col", Arg("x", x, x.shape), cols.data.ptr, B, C, H, W, k, stride, padding)
     return cols
 
 
 def _col2im_cuda(cols, x_shape, k, stride, padding):
-    import cupy
-
     B, C, H, W = x_shape
     Ho, Wo = output_size(H, k, stride, padding), output_size(W, k, stride, padding)
-    x = cupy.empty(x_shape, _F32)
-    extension("cuda").col2im(device_ptr("col2im", "cols", cols, _F32, (B, C * k * k, Ho * Wo)), x.data.ptr,
-                             B, C, H, W, k, stride, padding, stream_ptr())
+    x = empty(x_shape)
+    launch("col2im", Arg("cols", cols, (B, C * k * k, Ho * Wo)), x.data.ptr, B, C, H, W, k, stride, padding)
     return x
 
 
-register("im2col", check_im2col, numpy=im2col_reference, cpu=extension_call("im2col"),
-         cuda=_im2col_cuda)
-register("col2im", check_col2im, numpy=col2im_reference, cpu=extension_call("col2im"),
-         cuda=_col2im_cuda)
+register("im2col", check_im2col, numpy=im2col_reference, cuda=_im2col_cuda)
+register("col2im", check_col2im, numpy=col2im_reference, cuda=_col2im_cuda)

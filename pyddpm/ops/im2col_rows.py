@@ -14,13 +14,10 @@ C-contiguous on cpu and cuda (numpy takes any strides); the fast backends return
 layouts.
 """
 
-import numpy as np
-
 from pyddpm.arrays import array_module
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension
-from pyddpm.ops.cuda_args import device_ptr, stream_ptr
-from pyddpm.ops.registry import dispatch, extension_call, register
+from pyddpm.ops.cuda_args import Arg, empty, launch
+from pyddpm.ops.registry import dispatch, register
 
 
 def im2col_rows(x, k, padding, backend=None):
@@ -149,56 +146,37 @@ def nchw_to_rows_reference(g, padding):
     return out.reshape(C, -1)
 
 
-# --- The cuda backend: float32 CuPy arrays, checked here, outputs allocated here ---------------------------
-
-_F32 = np.float32
-
+# --- The cuda backend: float32 CuPy arrays, checked by cuda_args.launch, outputs allocated here ----------
 
 def _im2col_rows_cuda(x, k, padding):
-    import cupy
-
     B, C, H, W = x.shape  # "same" padding: Ho = H, Wo = W always fit
-    cols = cupy.empty((C * k * k, B * H * (W + 2 * padding)), _F32)
-    extension("cuda").im2col_rows(device_ptr("im2col_rows", "x", x, _F32, (-1, -1, -1, -1)), cols.data.ptr,
-                                  B, C, H, W, k, padding, stream_ptr())
+    cols = empty((C * k * k, B * H * (W + 2 * padding)))
+    launch("im2col_rows", Arg("x", x, x.shape), cols.data.ptr, B, C, H, W, k, padding)
     return cols
 
 
 def _col2im_rows_cuda(dcols, x_shape, k, padding):
-    import cupy
-
     B, C, H, W = x_shape
-    x = cupy.empty(x_shape, _F32)
-    extension("cuda").col2im_rows(
-        device_ptr("col2im_rows", "dcols", dcols, _F32, (C * k * k, B * H * (W + 2 * padding))), x.data.ptr,
-        B, C, H, W, k, padding, stream_ptr())
+    x = empty(x_shape)
+    launch("col2im_rows", Arg("dcols", dcols, (C * k * k, B * H * (W + 2 * padding))), x.data.ptr,
+           B, C, H, W, k, padding)
     return x
 
 
 def _rows_to_nchw_cuda(y, B, H, W, padding):
-    import cupy
-
-    ptr = device_ptr("rows_to_nchw", "y", y, _F32, (-1, B * H * (W + 2 * padding)))
-    out = cupy.empty((B, y.shape[0], H, W), _F32)
-    extension("cuda").rows_to_nchw(ptr, out.data.ptr, B, y.shape[0], H, W, padding, stream_ptr())
+    out = empty((B, y.shape[0], H, W))
+    launch("rows_to_nchw", Arg("y", y, (-1, B * H * (W + 2 * padding))), out.data.ptr, B, y.shape[0], H, W, padding)
     return out
 
 
 def _nchw_to_rows_cuda(g, padding):
-    import cupy
-
     B, C, H, W = g.shape
-    ptr = device_ptr("nchw_to_rows", "g", g, _F32, (-1, -1, -1, -1))
-    out = cupy.empty((C, B * H * (W + 2 * padding)), _F32)
-    extension("cuda").nchw_to_rows(ptr, out.data.ptr, B, C, H, W, padding, stream_ptr())
+    out = empty((C, B * H * (W + 2 * padding)))
+    launch("nchw_to_rows", Arg("g", g, g.shape), out.data.ptr, B, C, H, W, padding)
     return out
 
 
-register("im2col_rows", check_im2col_rows, numpy=im2col_rows_reference,
-         cpu=extension_call("im2col_rows"), cuda=_im2col_rows_cuda)
-register("col2im_rows", check_col2im_rows, numpy=col2im_rows_reference,
-         cpu=extension_call("col2im_rows"), cuda=_col2im_rows_cuda)
-register("rows_to_nchw", check_rows_to_nchw, numpy=rows_to_nchw_reference,
-         cpu=extension_call("rows_to_nchw"), cuda=_rows_to_nchw_cuda)
-register("nchw_to_rows", check_nchw_to_rows, numpy=nchw_to_rows_reference,
-         cpu=extension_call("nchw_to_rows"), cuda=_nchw_to_rows_cuda)
+register("im2col_rows", check_im2col_rows, numpy=im2col_rows_reference, cuda=_im2col_rows_cuda)
+register("col2im_rows", check_col2im_rows, numpy=col2im_rows_reference, cuda=_col2im_rows_cuda)
+register("rows_to_nchw", check_rows_to_nchw, numpy=rows_to_nchw_reference, cuda=_rows_to_nchw_cuda)
+register("nchw_to_rows", check_nchw_to_rows, numpy=nchw_to_rows_reference, cuda=_nchw_to_rows_cuda)

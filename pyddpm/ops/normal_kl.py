@@ -12,13 +12,10 @@ cpu); C-contiguous on cpu and cuda.
 With per_sample_bpd=True the result is mean(KL) / ln 2 over each sample, shape (B,), reduced in the same pass.
 """
 
-import numpy as np
-
 from pyddpm import likelihood
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension
-from pyddpm.ops.cuda_args import device_ptr, stream_ptr
-from pyddpm.ops.registry import dispatch, extension_call, register
+from pyddpm.ops.cuda_args import Arg, empty, launch
+from pyddpm.ops.registry import dispatch, register
 
 _FN = "normal_kl"
 
@@ -53,18 +50,13 @@ def normal_kl_reference(mean1, logvar1, mean2, logvar2, per_sample_bpd=False):
 
 
 def _cuda(mean1, logvar1, mean2, logvar2, per_sample_bpd):
-    import cupy
-
-    f32 = np.float32
     shape, B = mean1.shape, mean1.shape[0]
     per_sample1, per_sample2 = logvar1.shape != shape, logvar2.shape != shape
-    out = cupy.empty((B,) if per_sample_bpd else shape, f32)
-    extension("cuda").normal_kl(
-        device_ptr(_FN, "mean1", mean1, f32, shape), device_ptr(_FN, "logvar1", logvar1, f32, (B,) if per_sample1 else shape),
-        per_sample1, device_ptr(_FN, "mean2", mean2, f32, shape),
-        device_ptr(_FN, "logvar2", logvar2, f32, (B,) if per_sample2 else shape), per_sample2,
-        out.data.ptr, per_sample_bpd, B, mean1.size // B, stream_ptr())
+    out = empty((B,) if per_sample_bpd else shape)
+    launch(_FN, Arg("mean1", mean1, shape), Arg("logvar1", logvar1, (B,) if per_sample1 else shape), per_sample1,
+           Arg("mean2", mean2, shape), Arg("logvar2", logvar2, (B,) if per_sample2 else shape), per_sample2,
+           out.data.ptr, per_sample_bpd, B, mean1.size // B)
     return out
 
 
-register(_FN, check_normal_kl, numpy=normal_kl_reference, cpu=extension_call(_FN), cuda=_cuda)
+register(_FN, check_normal_kl, numpy=normal_kl_reference, cuda=_cuda)

@@ -26,7 +26,7 @@ import numpy as np
 from pyddpm.arrays import array_module, gather
 from pyddpm.ops import checks
 from pyddpm.ops.backend import extension
-from pyddpm.ops.cuda_args import device_ptr, stream_ptr
+from pyddpm.ops.cuda_args import Arg, empty, launch, to_device
 from pyddpm.ops.registry import dispatch, register
 from pyddpm.reverse_step import ReverseStepTables, reverse_mean
 
@@ -84,20 +84,14 @@ def _p_sample_step_cpu(model_output, x_t, t, noise, tables, mean_type, clip_deno
 
 
 def _p_sample_step_cuda(model_output, x_t, t, noise, tables, mean_type, clip_denoised, return_pred_x0):
-    import cupy
-
-    fn, f32, f64 = "p_sample_step", np.float32, np.float64
-    tables = tuple(cupy.asarray(a) for a in tables)
-    t = cupy.asarray(t)
+    t, tables = to_device(t), [to_device(a) for a in tables]
     (B, T), n = t.shape + tables[0].shape, x_t.size // t.shape[0]
-    x_prev = cupy.empty_like(x_t)
-    pred_x0 = cupy.empty_like(x_t) if return_pred_x0 else None
-    table_ptrs = [device_ptr(fn, name, a, f64, (T,)) for name, a in zip(ReverseStepTables._fields, tables)]
-    extension("cuda").p_sample_step(
-        device_ptr(fn, "model_output", model_output, f32, x_t.shape), device_ptr(fn, "x_t", x_t, f32, x_t.shape),
-        device_ptr(fn, "t", t, np.int64, (B,)), device_ptr(fn, "noise", noise, f32, x_t.shape), *table_ptrs,
-        x_prev.data.ptr, pred_x0.data.ptr if return_pred_x0 else 0, B, n, T, mean_type == "eps", clip_denoised,
-        stream_ptr())
+    x_prev = empty(x_t.shape)
+    pred_x0 = empty(x_t.shape) if return_pred_x0 else None
+    launch("p_sample_step", Arg("model_output", model_output, x_t.shape), Arg("x_t", x_t, x_t.shape),
+           Arg("t", t, (B,), np.int64), Arg("noise", noise, x_t.shape),
+           *(Arg(name, a, (T,), np.float64) for name, a in zip(ReverseStepTables._fields, tables)),
+           x_prev.data.ptr, pred_x0.data.ptr if return_pred_x0 else 0, B, n, T, mean_type == "eps", clip_denoised)
     return x_prev, pred_x0
 
 

@@ -14,9 +14,8 @@ import numpy as np
 
 from pyddpm.arrays import gather
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension
-from pyddpm.ops.cuda_args import device_ptr, stream_ptr
-from pyddpm.ops.registry import dispatch, extension_call, register
+from pyddpm.ops.cuda_args import Arg, empty, launch, to_device
+from pyddpm.ops.registry import dispatch, register
 
 
 def check_q_sample(backend, x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod):
@@ -43,19 +42,13 @@ def q_sample_reference(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_
 
 
 def _q_sample_cuda(x0, t, noise, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod):
-    import cupy
-
-    fn, f32, f64 = "q_sample", np.float32, np.float64
-    tables = tuple(cupy.asarray(a) for a in (sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod))
-    t = cupy.asarray(t)
-    (B, T), n = t.shape + tables[0].shape, x0.size // t.shape[0]
-    xt = cupy.empty_like(x0)
-    extension("cuda").q_sample(device_ptr(fn, "x0", x0, f32, x0.shape), device_ptr(fn, "t", t, np.int64, (B,)),
-                               device_ptr(fn, "noise", noise, f32, x0.shape),
-                               device_ptr(fn, "sqrt_alphas_cumprod", tables[0], f64, (T,)),
-                               device_ptr(fn, "sqrt_one_minus_alphas_cumprod", tables[1], f64, (T,)),
-                               xt.data.ptr, B, n, T, stream_ptr())
+    t, sqrt_ac, sqrt_1m_ac = (to_device(a) for a in (t, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod))
+    (B, T), n = t.shape + sqrt_ac.shape, x0.size // t.shape[0]
+    xt = empty(x0.shape)
+    launch("q_sample", Arg("x0", x0, x0.shape), Arg("t", t, (B,), np.int64), Arg("noise", noise, x0.shape),
+           Arg("sqrt_alphas_cumprod", sqrt_ac, (T,), np.float64),
+           Arg("sqrt_one_minus_alphas_cumprod", sqrt_1m_ac, (T,), np.float64), xt.data.ptr, B, n, T)
     return xt
 
 
-register("q_sample", check_q_sample, numpy=q_sample_reference, cpu=extension_call("q_sample"), cuda=_q_sample_cuda)
+register("q_sample", check_q_sample, numpy=q_sample_reference, cuda=_q_sample_cuda)

@@ -32,9 +32,11 @@ TABLE = {}  # kernel name -> Kernel
 
 
 def register(name, check, numpy, cpu: Optional[Callable] = None, cuda: Optional[Callable] = None):
-    """Enter kernel ``name`` in the table; a backend left out (None) is refused at call time."""
+    """Enter kernel ``name`` in the table. cpu left out: pyddpm._cpu's function of the same name, called with
+    the checked arguments as they are (extension_call); cuda left out: refused at call time."""
     if name in TABLE:
         raise ValueError(f"kernel {name!r} is registered twice")
+    cpu = extension_call(name) if cpu is None else cpu
     implementations = {b: f for b, f in (("numpy", numpy), ("cpu", cpu), ("cuda", cuda)) if f is not None}
     TABLE[name] = Kernel(check, implementations)
 

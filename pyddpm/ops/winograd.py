@@ -22,9 +22,8 @@ import numpy as np
 
 from pyddpm.arrays import array_module
 from pyddpm.ops import checks
-from pyddpm.ops.backend import extension
-from pyddpm.ops.cuda_args import device_ptr, stream_ptr
-from pyddpm.ops.registry import dispatch, extension_call, register
+from pyddpm.ops.cuda_args import Arg, empty, launch
+from pyddpm.ops.registry import dispatch, register
 
 # Lavin & Gray's F(2x2, 3x3) matrices (rows as in csrc/kernels/winograd.cuh).
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -189,57 +188,40 @@ def winograd_output_grad_reference(dy):
     return _along(_along(g, AT.T, 0), AT.T, 1).reshape(16, K, B * TH * TW)
 
 
-# --- The cuda backend: float32 CuPy arrays, checked here, outputs allocated here ---------------------------
-
-_F32 = np.float32
-
+# --- The cuda backend: float32 CuPy arrays, checked by cuda_args.launch, outputs allocated here ----------
 
 def _winograd_input_cuda(x):
-    import cupy
-
-    ptr = device_ptr("winograd_input", "x", x, _F32, x.shape)
     B, C, H, W = x.shape
-    v = cupy.empty((16, C, B * tiles(H) * tiles(W)), _F32)
-    extension("cuda").winograd_input(ptr, v.data.ptr, B, C, H, W, stream_ptr())
+    v = empty((16, C, B * tiles(H) * tiles(W)))
+    launch("winograd_input", Arg("x", x, x.shape), v.data.ptr, B, C, H, W)
     return v
 
 
 def _winograd_input_grad_cuda(dv, x_shape):
-    import cupy
-
     B, C, H, W = x_shape
-    ptr = device_ptr("winograd_input_grad", "dv", dv, _F32, (16, C, B * tiles(H) * tiles(W)))
-    dx = cupy.empty((B, C, H, W), _F32)
-    extension("cuda").winograd_input_grad(ptr, dx.data.ptr, B, C, H, W, stream_ptr())
+    dx = empty((B, C, H, W))
+    launch("winograd_input_grad", Arg("dv", dv, (16, C, B * tiles(H) * tiles(W))), dx.data.ptr, B, C, H, W)
     return dx
 
 
 def _winograd_output_cuda(m, y_shape, bias):
-    import cupy
-
     B, K, H, W = y_shape
-    ptr = device_ptr("winograd_output", "m", m, _F32, (16, K, B * tiles(H) * tiles(W)))
-    bias_ptr = 0 if bias is None else device_ptr("winograd_output", "bias", bias, _F32, (K,))
-    y = cupy.empty((B, K, H, W), _F32)
-    extension("cuda").winograd_output(ptr, bias_ptr, y.data.ptr, B, K, H, W, stream_ptr())
+    y = empty((B, K, H, W))
+    launch("winograd_output", Arg("m", m, (16, K, B * tiles(H) * tiles(W))), Arg("bias", bias, (K,)), y.data.ptr,
+           B, K, H, W)
     return y
 
 
 def _winograd_output_grad_cuda(dy):
-    import cupy
-
-    ptr = device_ptr("winograd_output_grad", "dy", dy, _F32, dy.shape)
     B, K, H, W = dy.shape
-    dm = cupy.empty((16, K, B * tiles(H) * tiles(W)), _F32)
-    extension("cuda").winograd_output_grad(ptr, dm.data.ptr, B, K, H, W, stream_ptr())
+    dm = empty((16, K, B * tiles(H) * tiles(W)))
+    launch("winograd_output_grad", Arg("dy", dy, dy.shape), dm.data.ptr, B, K, H, W)
     return dm
 
 
-register("winograd_input", check_winograd_input, numpy=winograd_input_reference,
-         cpu=extension_call("winograd_input"), cuda=_winograd_input_cuda)
+register("winograd_input", check_winograd_input, numpy=winograd_input_reference, cuda=_winograd_input_cuda)
 register("winograd_input_grad", check_winograd_input_grad, numpy=winograd_input_grad_reference,
-         cpu=extension_call("winograd_input_grad"), cuda=_winograd_input_grad_cuda)
-register("winograd_output", check_winograd_output, numpy=winograd_output_reference,
-         cpu=extension_call("winograd_output"), cuda=_winograd_output_cuda)
+         cuda=_winograd_input_grad_cuda)
+register("winograd_output", check_winograd_output, numpy=winograd_output_reference, cuda=_winograd_output_cuda)
 register("winograd_output_grad", check_winograd_output_grad, numpy=winograd_output_grad_reference,
-         cpu=extension_call("winograd_output_grad"), cuda=_winograd_output_grad_cuda)
+         cuda=_winograd_output_grad_cuda)
