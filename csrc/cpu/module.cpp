@@ -6,13 +6,6 @@
 #include <omp.h>
 #endif
 
-namespace pyddpm {
-std::vector<RegisterFn>& registry() {
-    static std::vector<RegisterFn> fns;
-    return fns;
-}
-}  // namespace pyddpm
-
 PYBIND11_MODULE(_cpu, m) {
     m.doc() = "pyddpm's fused kernels on the CPU; call them through pyddpm.ops, which checks and dispatches";
 #ifdef _OPENMP

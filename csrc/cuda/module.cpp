@@ -3,13 +3,6 @@
 // The bindings live beside each kernel (csrc/cuda/<name>_bind.cpp); this file only collects them.
 #include "bind/registry.h"
 
-namespace pyddpm {
-std::vector<RegisterFn>& registry() {
-    static std::vector<RegisterFn> fns;
-    return fns;
-}
-}  // namespace pyddpm
-
 PYBIND11_MODULE(_cuda, m) {
     m.doc() = "pyddpm's fused kernels on the GPU; call them through pyddpm.ops, which checks and dispatches";
     for (auto fn : pyddpm::registry()) fn(m);
