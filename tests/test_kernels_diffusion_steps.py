@@ -4,7 +4,7 @@ reference in float64, GaussianDiffusion's use of them, and the argument checks."
 import numpy as np
 import pytest
 
-from kernels import FAST_BACKENDS, randn, to_backend, to_numpy
+from kernels import FAST_BACKENDS, assert_matches, q_sample_terms, randn, step_terms, to_backend, to_numpy
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.ops import backend as backends
 from pyddpm.ops.backend import extension
@@ -33,19 +33,6 @@ def _timesteps(B, rng, first):
     return t
 
 
-def _assert_within(got, want, scale, dtype, name):
-    got = to_numpy(got)
-    assert got.dtype == dtype and got.shape == want.shape, name
-    err = np.abs(got.astype(np.float64) - want)
-    bound = TOL[dtype] * (scale + 1e-30)
-    worst = np.argmax(err - bound)
-    assert np.all(err <= bound), f"{name}: error {err.flat[worst]:.3g} > {bound.flat[worst]:.3g} at {worst}"
-
-
-def _col(v, x):
-    return v.reshape((-1,) + (1,) * (x.ndim - 1))
-
-
 @pytest.fixture
 def restore_backend():
     previous = backends.get_backend()
@@ -68,8 +55,8 @@ def test_q_sample_matches_reference(backend, shape, first, dtype):
     want = q_sample(x0, t, noise, *tables, backend="numpy")
     x0b, noiseb = to_backend(backend, x0.astype(dtype), noise.astype(dtype))
     got = q_sample(x0b, t, noiseb, *tables, backend=backend)
-    scale = _col(tables[0][t], x0) * np.abs(x0) + _col(tables[1][t], x0) * np.abs(noise)
-    _assert_within(got, want, scale, dtype, f"q_sample on {backend}")
+    assert_matches(got, want, dtype, f"q_sample on {backend}", TOL[dtype],
+                   terms=q_sample_terms(x0, noise, t, *tables))
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
@@ -94,14 +81,9 @@ def test_p_sample_step_matches_reference(backend, shape, first, mean_type, clip,
     got_prev, got_x0 = p_sample_step(args[0], args[1], t, args[2], tb, mean_type, clip, backend=backend)
     lone_prev, none = p_sample_step(args[0], args[1], t, args[2], tb, mean_type, clip, False, backend=backend)
 
-    col = lambda table: _col(table[t], xt)  # noqa: E731
-    x0_scale = (col(tb.sqrt_recip_alphas_cumprod) * np.abs(xt) + col(tb.sqrt_recipm1_alphas_cumprod) * np.abs(out)
-                if mean_type == "eps" else np.abs(out))
-    sigma = np.where(_col(t, xt) > 0, np.exp(0.5 * col(tb.model_log_variance)), 0.0)
-    prev_scale = (col(tb.posterior_mean_coef1) * x0_scale + col(tb.posterior_mean_coef2) * np.abs(xt)
-                  + sigma * np.abs(noise))
-    _assert_within(got_x0, want_x0, x0_scale, dtype, f"pred_x0 on {backend}")
-    _assert_within(got_prev, want_prev, prev_scale, dtype, f"x_prev on {backend}")
+    x0_terms, prev_terms = step_terms(out, xt, noise, t, tb, mean_type)
+    assert_matches(got_x0, want_x0, dtype, f"pred_x0 on {backend}", TOL[dtype], terms=x0_terms)
+    assert_matches(got_prev, want_prev, dtype, f"x_prev on {backend}", TOL[dtype], terms=prev_terms)
     assert none is None
     np.testing.assert_array_equal(to_numpy(lone_prev), to_numpy(got_prev))  # the flag changes no number
     if clip:

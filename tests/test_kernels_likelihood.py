@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from kernels import FAST_BACKENDS, to_backend, to_numpy
+from kernels import FAST_BACKENDS, assert_matches, to_backend, to_numpy
 from pyddpm import likelihood
 from pyddpm.ops.discretized_gaussian_log_likelihood import (discretized_gaussian_log_likelihood,
                                                             discretized_gaussian_log_likelihood_reference)
@@ -67,11 +67,9 @@ def _oracle(*arrays):
     return likelihood.discretized_gaussian_log_likelihood(*(np.asarray(a, np.float64) for a in arrays))
 
 
-def _max_error(got, want):
-    """max |got - want| / max(1, |want|): relative where |want| > 1, absolute below."""
-    got, want = to_numpy(got).astype(np.float64), np.asarray(want, np.float64)
-    assert np.all(np.isfinite(got))
-    return float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))))
+def _beyond_one(want):
+    """The tolerance's scale: max(1, |want|), relative where |want| > 1, absolute below."""
+    return np.maximum(1.0, np.abs(want))
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
@@ -81,7 +79,8 @@ def test_float32_log_likelihood_within_1e6_of_the_oracle(backend, regime):
     x, means, log_scales = (a.astype(np.float32) for a in _regime(regime, rng))
     got = discretized_gaussian_log_likelihood(*to_backend(backend, x, means, log_scales), backend=backend)
     assert got.dtype == np.float32 and got.shape == x.shape
-    assert _max_error(got, _oracle(x, means, log_scales)) <= F32_TOL
+    want = _oracle(x, means, log_scales)
+    assert_matches(got, want, np.float32, f"log p on {backend}", F32_TOL, terms=_beyond_one(want))
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
@@ -99,13 +98,13 @@ def test_the_256_bin_grid_sums_to_one(backend, dtype):
     want = _oracle(x, m, ls)
     mass = np.exp(got.astype(np.float64)).sum(axis=1)
     if dtype == np.float32:
-        assert _max_error(got, want) <= F32_TOL
+        assert_matches(got, want, dtype, f"log p on {backend}", F32_TOL, terms=_beyond_one(want))
         # The float32 grid values are not exactly k*2/255 - 1: bins overlap or gap by ~1e-8, which at
         # sigma = e^-9 moves the total by ~1e-5 in the oracle too. Compare totals with the oracle's.
         np.testing.assert_allclose(mass, np.exp(want).sum(axis=1), rtol=0, atol=1e-6)
         np.testing.assert_allclose(mass, 1.0, rtol=0, atol=1e-4)
     else:
-        assert _max_error(got, want) <= F64_TOL
+        assert_matches(got, want, dtype, f"log p on {backend}", F64_TOL, terms=_beyond_one(want))
         np.testing.assert_allclose(mass, 1.0, rtol=0, atol=1e-10)
 
 
@@ -117,7 +116,8 @@ def test_float64_log_likelihood_matches_the_oracle(backend, regime):
     x, means, log_scales = _regime(regime, np.random.default_rng(11))
     got = discretized_gaussian_log_likelihood(x, means, log_scales, backend=backend)
     assert got.dtype == np.float64
-    assert _max_error(got, _oracle(x, means, log_scales)) <= F64_TOL
+    want = _oracle(x, means, log_scales)
+    assert_matches(got, want, np.float64, f"log p on {backend}", F64_TOL, terms=_beyond_one(want))
 
 
 # (shape, log_scales per sample?): batch 1, odd sizes, sizes not a multiple of a block, a 1-D batch.
@@ -148,8 +148,8 @@ def test_shapes_and_per_sample_bits_per_dim(backend, shape, per_sample, dtype):
     got = discretized_gaussian_log_likelihood(*args, backend=backend)
     bpd = discretized_gaussian_log_likelihood(*args, per_sample_bpd=True, backend=backend)
     assert got.shape == shape and got.dtype == dtype and bpd.shape == shape[:1] and bpd.dtype == dtype
-    assert _max_error(got, want) <= tol
-    assert _max_error(bpd, want_bpd) <= tol
+    assert_matches(got, want, dtype, f"per element on {backend}", tol, terms=_beyond_one(want))
+    assert_matches(bpd, want_bpd, dtype, f"bits/dim on {backend}", tol, terms=_beyond_one(want_bpd))
     if per_sample and len(shape) > 1:  # (B, 1, ..., 1) is the same as (B,)
         again = discretized_gaussian_log_likelihood(*to_backend(backend, x, means, ls_b), backend=backend)
         np.testing.assert_array_equal(to_numpy(again), to_numpy(got))
@@ -200,8 +200,8 @@ def test_normal_kl_matches_the_oracle(backend, shape, per_sample, dtype):
     got = normal_kl(*args, backend=backend)
     bpd = normal_kl(*args, per_sample_bpd=True, backend=backend)
     assert got.shape == shape and got.dtype == dtype and bpd.shape == shape[:1] and bpd.dtype == dtype
-    assert _max_error(got, want) <= tol
-    assert _max_error(bpd, want_bpd) <= tol
+    assert_matches(got, want, dtype, f"per element on {backend}", tol, terms=_beyond_one(want))
+    assert_matches(bpd, want_bpd, dtype, f"bits/dim on {backend}", tol, terms=_beyond_one(want_bpd))
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
@@ -220,7 +220,8 @@ def test_every_backend_refuses_other_broadcasting_shapes_and_the_references_broa
     x, means, _ = _inputs((2, 3, 4, 4), False, np.float32, 0)
     per_channel = rng.uniform(-5, 0, (1, 3, 1, 1)).astype(np.float32)
     got = discretized_gaussian_log_likelihood_reference(x, means, per_channel)
-    assert _max_error(got, _oracle(x, means, per_channel)) <= F32_TOL
+    want = _oracle(x, means, per_channel)
+    assert_matches(got, want, np.float32, "per channel", F32_TOL, terms=_beyond_one(want))
     assert normal_kl_reference(means, per_channel, 0.0, 0.0).shape == x.shape
     x, means, per_channel = to_backend(backend, x, means, per_channel)
     with pytest.raises(ValueError, match="log_scales must have shape"):
