@@ -61,6 +61,12 @@ def assert_matches(got, want, dtype, name, rtol, atol=0.0, scaled=True, terms=No
         np.testing.assert_allclose(got[finite], want[finite], rtol=rtol, atol=atol * scale, err_msg=name)
 
 
+def skip_float64_on_cuda(backend, dtype):
+    """The CUDA kernels are float32 only: a float64 case on cuda skips, saying so."""
+    if backend == "cuda" and dtype == np.float64:
+        pytest.skip("the CUDA kernels are float32 only")
+
+
 def against_reference(tol, names):
     """Decorator for a test body ``body(backend, dtype, **params) -> tuple of outputs``: the test runs the body
     once on the numpy backend in float64 (the oracle) and once on ``backend`` in ``dtype``, and compares the
@@ -70,8 +76,7 @@ def against_reference(tol, names):
     def decorate(body):
         @functools.wraps(body)
         def test(backend, dtype, **params):
-            if backend == "cuda" and dtype == np.float64:
-                pytest.skip("the CUDA kernels are float32 only")
+            skip_float64_on_cuda(backend, dtype)
             want = body("numpy", np.float64, **params)
             got = body(backend, dtype, **params)
             assert len(got) == len(want) == len(names)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from kernels import FAST_BACKENDS, randn, to_backend, to_numpy
+from kernels import FAST_BACKENDS, randn, skip_float64_on_cuda, to_backend, to_numpy
 from pyddpm.nn import Parameter
 from pyddpm.ops.adam_ema import adam_ema, adam_ema_reference
 from pyddpm.train.optim import EMA, Adam
@@ -39,8 +39,7 @@ def state(rng, shape, dtype):
 def test_adam_ema_matches_reference(backend, shape, dtype):
     """Several steps (warm-up decays, a growing gradient scale) give the reference's numbers bit for bit: the
     kernels take the reference's operations in its order, each rounded on its own (csrc/kernels/adam_ema.cuh)."""
-    if backend == "cuda" and dtype == np.float64:
-        pytest.skip("the CUDA kernels are float32 only")
+    skip_float64_on_cuda(backend, dtype)
     rng = np.random.default_rng(len(shape))
     want = state(rng, shape, dtype)
     got = to_backend(backend, *(a.copy() for a in want))

@@ -4,7 +4,8 @@ reference in float64, GaussianDiffusion's use of them, and the argument checks."
 import numpy as np
 import pytest
 
-from kernels import FAST_BACKENDS, assert_matches, q_sample_terms, randn, step_terms, to_backend, to_numpy
+from kernels import (FAST_BACKENDS, assert_matches, q_sample_terms, randn, skip_float64_on_cuda, step_terms,
+                     to_backend, to_numpy)
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.ops import backend as backends
 from pyddpm.ops.backend import extension
@@ -45,8 +46,7 @@ def restore_backend():
 @pytest.mark.parametrize("first", [0, T - 1])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_q_sample_matches_reference(backend, shape, first, dtype):
-    if backend == "cuda" and dtype == np.float64:
-        pytest.skip("the CUDA kernels are float32 only")
+    skip_float64_on_cuda(backend, dtype)
     d = _diffusion()
     rng = np.random.default_rng(sum(shape) + first)
     x0, noise = randn(rng, shape, np.float64), randn(rng, shape, np.float64, scale=1.5, offset=0.3)
@@ -67,8 +67,7 @@ def test_q_sample_matches_reference(backend, shape, first, dtype):
 @pytest.mark.parametrize("var_type", ["fixedlarge", "fixedsmall"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_p_sample_step_matches_reference(backend, shape, first, mean_type, clip, var_type, dtype):
-    if backend == "cuda" and dtype == np.float64:
-        pytest.skip("the CUDA kernels are float32 only")
+    skip_float64_on_cuda(backend, dtype)
     d = _diffusion(var_type, mean_type)
     rng = np.random.default_rng(sum(shape) + first)
     xt, noise = randn(rng, shape, np.float64, scale=1.2), randn(rng, shape, np.float64)
@@ -96,8 +95,7 @@ def test_p_sample_step_matches_reference(backend, shape, first, mean_type, clip,
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_no_noise_at_index_zero(backend, dtype):
     """Alg. 2: z = 0 at index 0 (paper t = 1): x_prev there is the same bits whatever the noise."""
-    if backend == "cuda" and dtype == np.float64:
-        pytest.skip("the CUDA kernels are float32 only")
+    skip_float64_on_cuda(backend, dtype)
     d = _diffusion()
     rng = np.random.default_rng(3)
     shape = (4, 2, 5, 3)

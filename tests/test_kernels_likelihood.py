@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from kernels import FAST_BACKENDS, assert_matches, to_backend, to_numpy
+from kernels import FAST_BACKENDS, assert_matches, skip_float64_on_cuda, to_backend, to_numpy
 from pyddpm import likelihood
 from pyddpm.ops.discretized_gaussian_log_likelihood import (discretized_gaussian_log_likelihood,
                                                             discretized_gaussian_log_likelihood_reference)
@@ -87,8 +87,7 @@ def test_float32_log_likelihood_within_1e6_of_the_oracle(backend, regime):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_256_bin_grid_sums_to_one(backend, dtype):
     """Every data value for 400 (mean, scale) pairs, sigma = e^-9 .. e^2, means in and far outside [-1, 1]."""
-    if backend == "cuda" and dtype == np.float64:
-        pytest.skip("the CUDA kernels are float32 only")
+    skip_float64_on_cuda(backend, dtype)
     rng = np.random.default_rng(7)
     means = np.concatenate([rng.uniform(-1.2, 1.2, 300), rng.uniform(-40.0, 40.0, 96), [-1.0, 1.0, 0.0, GRID[100]]])
     log_scales = rng.uniform(-9.0, 2.0, means.shape[0])
@@ -137,8 +136,7 @@ def _inputs(shape, per_sample, dtype, seed):
 @pytest.mark.parametrize("shape,per_sample", SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_shapes_and_per_sample_bits_per_dim(backend, shape, per_sample, dtype):
-    if backend == "cuda" and dtype == np.float64:
-        pytest.skip("the CUDA kernels are float32 only")
+    skip_float64_on_cuda(backend, dtype)
     x, means, log_scales = _inputs(shape, per_sample, dtype, sum(shape))
     ls_b = log_scales.reshape((-1,) + (1,) * (len(shape) - 1)) if per_sample else log_scales
     want = _oracle(x, means, ls_b)
@@ -162,8 +160,7 @@ def test_infinite_means_give_the_oracles_limits(backend, dtype):
     (log p = 0 for x = -1 with mean -inf and x = +1 with mean +inf). The bin edges' exact sum x - mean
     (TwoSum) must not turn its inf - inf into a NaN there. Elsewhere the oracle's bin masses are
     inf - inf, NaN, and so is a NaN mean: NaN on every backend alike."""
-    if backend == "cuda" and dtype == np.float64:
-        pytest.skip("the CUDA kernels are float32 only")
+    skip_float64_on_cuda(backend, dtype)
     x = np.array([-1.0, 1.0, -1.0, 1.0, 0.0, 0.0, -1.0, 1.0, 0.0], dtype)
     means = np.array([-np.inf, np.inf, np.inf, -np.inf, np.inf, -np.inf, np.nan, np.nan, np.nan], dtype)
     log_scales = np.full(x.shape, -3.0, dtype)
@@ -188,8 +185,7 @@ def _kl_inputs(shape, per_sample, dtype, seed):
 @pytest.mark.parametrize("shape,per_sample", SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_normal_kl_matches_the_oracle(backend, shape, per_sample, dtype):
-    if backend == "cuda" and dtype == np.float64:
-        pytest.skip("the CUDA kernels are float32 only")
+    skip_float64_on_cuda(backend, dtype)
     mean1, logvar1, mean2, logvar2 = _kl_inputs(shape, per_sample, dtype, sum(shape) + 1)
     bshape = (-1,) + (1,) * (len(shape) - 1)
     lv1, lv2 = (lv.reshape(bshape) for lv in (logvar1, logvar2)) if per_sample else (logvar1, logvar2)
