@@ -18,7 +18,8 @@ import math
 import numpy as np
 from tqdm import tqdm
 
-from pyddpm import likelihood
+from pyddpm import autograd, likelihood
+from pyddpm.autograd import Tensor
 from pyddpm.arrays import array_module, gather, to_host
 from pyddpm.ops import checks
 from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood as ops_dgll
@@ -40,7 +41,7 @@ def _mean_flat(v):
 def _kl_bpd(mean1, logvar1, mean2, logvar2):
     """Per-sample KL(N1 || N2) in bits/dim (B,). Arrays: the fused kernel reduces in the same pass; a Tensor
     mean2 (training on the bound): the autograd-friendly arithmetic of likelihood.normal_kl."""
-    if hasattr(mean2, "backward"):
+    if isinstance(mean2, Tensor):
         return _mean_flat(likelihood.normal_kl(mean1, logvar1, mean2, logvar2)) / math.log(2.0)
     return ops_normal_kl(mean1, logvar1, mean2, logvar2, per_sample_bpd=True).astype(mean1.dtype)
 
@@ -48,9 +49,8 @@ def _kl_bpd(mean1, logvar1, mean2, logvar2):
 def _decoder_nll_bpd(x, means, log_scales):
     """Per-sample -log p(x) of the discretized Gaussian decoder (Eq. 13) in bits/dim (B,): the fused kernel
     for arrays, the autograd op for a Tensor ``means``."""
-    if hasattr(means, "backward"):
-        from pyddpm.autograd import discretized_gaussian_log_likelihood  # the layer above: import late
-        return -_mean_flat(discretized_gaussian_log_likelihood(x, means, log_scales)) / math.log(2.0)
+    if isinstance(means, Tensor):
+        return -_mean_flat(autograd.discretized_gaussian_log_likelihood(x, means, log_scales)) / math.log(2.0)
     return ops_dgll(x, means, log_scales, per_sample_bpd=True).astype(x.dtype)
 
 
@@ -172,7 +172,7 @@ class GaussianDiffusion:
         the predicted x_0 to [-1, 1] (sampling only; it must be False for a Tensor model output).
         Returns dict: mean (B, ...), variance and log_variance (B, 1, ...), pred_x0 (B, ...).
         """
-        if clip_denoised and hasattr(model_output, "backward"):
+        if clip_denoised and isinstance(model_output, Tensor):
             raise ValueError("clip_denoised=True is not differentiable; pass False for a Tensor output")
         coefs = ReverseStepTables(*(self._extract(table, t, xt) for table in self.step_tables))
         # Eq. 11 (mean_type "eps"): mu_theta = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps_theta),
