@@ -27,21 +27,27 @@ __device__ __forceinline__ Tile tile_of(int i, int P, int TH, int TW) {
     return {i / P, p / (TW * TH), p / TW % TH, p % TW};
 }
 
+// The R x R window of an H x W plane whose top-left corner is (y0, x0), row-major into w; zeros where it
+// leaves the plane.
+template <int R>
+__device__ __forceinline__ void gather_window(const float* plane, int H, int W, int y0, int x0, float* w) {
+    for (int r = 0; r < R; ++r) {
+        for (int s = 0; s < R; ++s) {
+            const int y = y0 + r, x = x0 + s;
+            w[R * r + s] = y >= 0 && y < H && x >= 0 && x < W ? plane[y * W + x] : 0.f;
+        }
+    }
+}
+
 // Gather the tile (zeros for the padding and past an odd edge), transform it, write its 16 values to the
 // 16 slabs.
 __global__ void winograd_input_kernel(const float* x, float* v, int n, int P, int C, int H, int W, int TH, int TW) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
         const Tile t = tile_of(i, P, TH, TW);
-        const float* plane = x + (t.b * C + t.c) * H * W;
         float d[16], out[16];
-        for (int r = 0; r < 4; ++r) {
-            const int y = 2 * t.ty - 1 + r;  // the tile starts one row and column before its outputs
-            for (int s = 0; s < 4; ++s) {
-                const int xx = 2 * t.tx - 1 + s;
-                d[4 * r + s] = y >= 0 && y < H && xx >= 0 && xx < W ? plane[y * W + xx] : 0.f;
-            }
-        }
+        // The tile starts one row and column before its outputs.
+        gather_window<4>(x + (t.b * C + t.c) * H * W, H, W, 2 * t.ty - 1, 2 * t.tx - 1, d);
         winograd::input_tile(d, out);
         for (int xi = 0; xi < 16; ++xi) v[xi * n + i] = out[xi];
     }
@@ -111,15 +117,9 @@ __global__ void winograd_output_grad_kernel(const float* dy, float* dm, int n, i
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
         const Tile t = tile_of(i, P, TH, TW);
-        const float* plane = dy + (t.b * K + t.c) * H * W;
         float g[4], out[16];
-        for (int r = 0; r < 2; ++r) {
-            const int yy = 2 * t.ty + r;
-            for (int s = 0; s < 2; ++s) {
-                const int xx = 2 * t.tx + s;
-                g[2 * r + s] = yy < H && xx < W ? plane[yy * W + xx] : 0.f;  // the dropped outputs: no gradient
-            }
-        }
+        // Zeros past an odd edge: the dropped outputs have no gradient.
+        gather_window<2>(dy + (t.b * K + t.c) * H * W, H, W, 2 * t.ty, 2 * t.tx, g);
         winograd::output_grad_tile(g, out);
         for (int xi = 0; xi < 16; ++xi) dm[xi * n + i] = out[xi];
     }
