@@ -23,6 +23,7 @@ import zlib
 import numpy as np
 import pytest
 
+from kernels import assert_matches
 from pyddpm.ops import backend as backends
 from pyddpm.ops.adam_ema import adam_ema
 from pyddpm.ops.attention import attention, attention_backward, softmax_backward_rows, softmax_rows
@@ -674,22 +675,10 @@ def _compare(got, want, dt):
             if (g is None) != (w is None):
                 problems.append(f"output {i} is {'None' if g is None else 'an array'}, the reference's is not")
             continue
-        g = np.asarray(_host(g))
-        if g.shape != w.shape or g.dtype != dt:
-            problems.append(f"output {i}: {g.dtype}{g.shape}, want {dt}{w.shape}")
-            continue
-        nan_g, nan_w = np.isnan(g), np.isnan(w)
-        if (nan_g != nan_w).any():
-            problems.append(f"output {i}: NaN pattern differs: {int((nan_g & ~nan_w).sum())} NaN where the reference "
-                            f"has a number, {int((nan_w & ~nan_g).sum())} numbers where it has NaN")
-            continue
-        finite = np.isfinite(w)
-        scale = max(1.0, float(np.max(np.abs(w[finite]), initial=0.0)))
-        close = np.isclose(g[~nan_w].astype(F64), w[~nan_w], rtol=TOL[dt], atol=TOL[dt] * scale)
-        if not close.all():
-            bad = np.flatnonzero(~close)[0]
-            problems.append(f"output {i}: {int((~close).sum())} values differ, e.g. {g[~nan_w][bad]!r} "
-                            f"vs {w[~nan_w][bad]!r}")
+        try:
+            assert_matches(np.asarray(_host(g)), w, dt, f"output {i}", TOL[dt], TOL[dt])
+        except AssertionError as e:
+            problems.append(" ".join(str(e).split())[:300])
     return problems
 
 
