@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__CUDACC__)
 #define PYDDPM_HD __host__ __device__ __forceinline__
@@ -86,16 +87,15 @@ PYDDPM_HD double exp_f64(double x) { return exp(x); }
 // a * b rounded on its own, never fused into a neighbouring add (nvcc contracts a*b+c into an FMA by
 // default; the CPU build uses -ffp-contract=off). Needed where a product must cancel exactly against a
 // sum of the same rounded products (GroupNorm's backward with a one-element group).
-PYDDPM_HD float mul_rn(float a, float b) {
+template <typename T>
+PYDDPM_HD T mul_rn(T a, T b) {
 #if defined(__CUDA_ARCH__)
-    return __fmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
-PYDDPM_HD double mul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-    return __dmul_rn(a, b);
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "mul_rn: float or double");
+    if constexpr (std::is_same_v<T, float>) {
+        return __fmul_rn(a, b);
+    } else {
+        return __dmul_rn(a, b);
+    }
 #else
     return a * b;
 #endif
