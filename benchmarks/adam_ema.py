@@ -14,7 +14,7 @@ import numpy as np
 from benchmarks.harness import format_row, time_interleaved
 from pyddpm.models.unet import UNet
 from pyddpm.nn import Parameter
-from pyddpm.train.optim import EMA, Adam, adam_ema_step
+from pyddpm.nn.optim import EMA, Adam, adam_ema_step
 
 
 def optimiser(preset, rng):

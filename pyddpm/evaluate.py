@@ -21,7 +21,7 @@ from pyddpm.fileio import atomic_write_json, check_output_file
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.sample import check_counts
 from pyddpm.train.builders import load_trained, model_fn_arrays
-from pyddpm.train.checkpoint import CheckpointError
+from pyddpm.checkpoint import CheckpointError
 
 
 def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weights="ema", progress=True):

@@ -19,7 +19,7 @@ from pyddpm.fileio import atomic_open, check_output_file
 from pyddpm.image_grid import save_image_grid
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.train.builders import load_trained, model_fn_arrays
-from pyddpm.train.checkpoint import CheckpointError
+from pyddpm.checkpoint import CheckpointError
 
 
 def check_counts(**flags):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from pyddpm import fileio
-from pyddpm.train import checkpoint
-from pyddpm.train.checkpoint import (CheckpointError, find_checkpoint, load_checkpoint,
+from pyddpm import checkpoint
+from pyddpm.checkpoint import (CheckpointError, find_checkpoint, load_checkpoint,
                                      save_checkpoint)
 
 

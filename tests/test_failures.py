@@ -19,7 +19,7 @@ from pyddpm.data import DataError, load_data
 from pyddpm.data.mnist import read_idx
 from pyddpm.train import Trainer, TrainingError, preset_config, train
 from pyddpm.train import __main__ as train_cli
-from pyddpm.train.checkpoint import load_checkpoint, save_checkpoint
+from pyddpm.checkpoint import load_checkpoint, save_checkpoint
 from pyddpm.train.config import ConfigError
 
 QUIET = dict(log=lambda *_: None)

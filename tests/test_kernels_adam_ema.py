@@ -1,5 +1,5 @@
 """Fused Adam step + EMA: each fused backend against the NumPy reference, the reference against the plain
-path of pyddpm/train/optim.py (Adam.step then EMA.update), and the argument checks."""
+path of pyddpm/nn/optim.py (Adam.step then EMA.update), and the argument checks."""
 
 import math
 
@@ -9,7 +9,7 @@ import pytest
 from kernels import FAST_BACKENDS, randn, skip_float64_on_cuda, to_backend, to_numpy
 from pyddpm.nn import Parameter
 from pyddpm.ops.adam_ema import adam_ema, adam_ema_reference
-from pyddpm.train.optim import EMA, Adam
+from pyddpm.nn.optim import EMA, Adam
 
 # One element, odd sizes, a conv weight, and a tensor larger than the CPU's threading threshold and not a
 # multiple of a vector, an OpenMP share or a CUDA block.

@@ -12,7 +12,7 @@ Sec. 2), then the EMA of the weights of App. B of Ho et al. 2020, in place, per 
 Shapes: p, g, m, v, ema one shape (any), one dtype: float32 (every backend) or float64 (numpy and cpu);
 C-contiguous on cpu and cuda. p, m, v and ema are updated in place (writeable); g is only read; no two of
 the five may share memory (every backend refuses, rather than give an order-dependent answer). The scalars are taken
-as Python floats, rounded once to the data's dtype, as the plain path of pyddpm/train/optim.py (Adam.step then
+as Python floats, rounded once to the data's dtype, as the plain path of pyddpm/nn/optim.py (Adam.step then
 EMA.update) rounds them; the reference takes the same steps in the same order, so the fused kernels
 (csrc/kernels/adam_ema.cuh, csrc/cpu/adam_ema.cpp, csrc/cuda/adam_ema.cu) give its numbers bit for bit.
 The fused pass reads 5 and writes 4 numbers per parameter; the plain path moves about 30.

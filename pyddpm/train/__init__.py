@@ -1,4 +1,4 @@
-"""Training: the loop, the optimiser and EMA, checkpoints, logs. No math of its own."""
+"""Training: the loop, the run folder, logs, resuming. No math of its own."""
 
 from pyddpm.train.config import PRESETS, TrainConfig, preset_config
 from pyddpm.train.loop import Trainer, TrainingError, train

@@ -9,7 +9,7 @@ from pyddpm.data import load_data
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.models import UNet
 from pyddpm.ops.backend import array_library
-from pyddpm.train.checkpoint import CheckpointError, load_checkpoint
+from pyddpm.checkpoint import CheckpointError, load_checkpoint
 from pyddpm.train.config import TrainConfig
 
 

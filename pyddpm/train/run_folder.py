@@ -1,6 +1,6 @@
 """A run folder belongs to one run: a lock held for the run's life, and no file of anyone else's touched.
 
-A training run writes checkpoint.json and its npz (pyddpm.train.checkpoint), log.jsonl and samples/, and
+A training run writes checkpoint.json and its npz (pyddpm.checkpoint), log.jsonl and samples/, and
 holds .pyddpm.lock for as long as it runs. A second run on the same folder is refused while the first
 holds the lock (the message names its PID). A new run refuses a folder holding files that look like
 another run's, unless told force=True: then the files it would replace (log.jsonl, samples/) are moved
@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from pyddpm.train.checkpoint import JSON_NAME, NPZ_NAME
+from pyddpm.checkpoint import JSON_NAME, NPZ_NAME
 
 LOCK_NAME = ".pyddpm.lock"
 LOG_NAME = "log.jsonl"
