@@ -14,6 +14,7 @@ import numpy as np
 import pyddpm
 from pyddpm.arrays import to_host
 from pyddpm.autograd import no_grad
+from pyddpm.checkpoint import CheckpointError
 from pyddpm.command import run
 from pyddpm.data import DataError, load_data, to_model_range
 from pyddpm.diffusion.noise import PerSampleNoise
@@ -21,7 +22,6 @@ from pyddpm.fileio import atomic_write_json, check_output_file
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.sample import check_counts
 from pyddpm.train.builders import load_trained, model_fn_arrays
-from pyddpm.checkpoint import CheckpointError
 
 
 def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weights="ema", progress=True):

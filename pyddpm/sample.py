@@ -12,6 +12,7 @@ import numpy as np
 import pyddpm
 from pyddpm.arrays import to_host
 from pyddpm.autograd import no_grad
+from pyddpm.checkpoint import CheckpointError
 from pyddpm.command import run
 from pyddpm.data import to_uint8
 from pyddpm.diffusion.noise import PerSampleNoise
@@ -19,7 +20,6 @@ from pyddpm.fileio import atomic_open, check_output_file
 from pyddpm.image_grid import save_image_grid
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.train.builders import load_trained, model_fn_arrays
-from pyddpm.checkpoint import CheckpointError
 
 
 def check_counts(**flags):

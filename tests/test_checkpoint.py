@@ -4,10 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from pyddpm import fileio
-from pyddpm import checkpoint
-from pyddpm.checkpoint import (CheckpointError, find_checkpoint, load_checkpoint,
-                                     save_checkpoint)
+from pyddpm import checkpoint, fileio
+from pyddpm.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 
 
 def sample_arrays(seed=0):

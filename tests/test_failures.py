@@ -15,11 +15,11 @@ import pytest
 
 from pyddpm import evaluate as evaluate_cli
 from pyddpm import sample as sample_cli
+from pyddpm.checkpoint import load_checkpoint, save_checkpoint
 from pyddpm.data import DataError, load_data
 from pyddpm.data.mnist import read_idx
 from pyddpm.train import Trainer, TrainingError, preset_config, train
 from pyddpm.train import __main__ as train_cli
-from pyddpm.checkpoint import load_checkpoint, save_checkpoint
 from pyddpm.train.config import ConfigError
 
 QUIET = dict(log=lambda *_: None)

@@ -8,8 +8,8 @@ import pytest
 
 from kernels import FAST_BACKENDS, randn, skip_float64_on_cuda, to_backend, to_numpy
 from pyddpm.nn import Parameter
-from pyddpm.ops.adam_ema import adam_ema, adam_ema_reference
 from pyddpm.nn.optim import EMA, Adam
+from pyddpm.ops.adam_ema import adam_ema, adam_ema_reference
 
 # One element, odd sizes, a conv weight, and a tensor larger than the CPU's threading threshold and not a
 # multiple of a vector, an OpenMP share or a CUDA block.

@@ -10,11 +10,11 @@ from PIL import Image
 
 from pyddpm import evaluate as evaluate_cli
 from pyddpm import sample as sample_cli
+from pyddpm.checkpoint import load_checkpoint
+from pyddpm.nn import Parameter
+from pyddpm.nn.optim import EMA, Adam, adam_ema_step, clip_grad_norm
 from pyddpm.train import Trainer, TrainingError, preset_config, train
 from pyddpm.train import __main__ as train_cli
-from pyddpm.checkpoint import load_checkpoint
-from pyddpm.nn.optim import EMA, Adam, adam_ema_step, clip_grad_norm
-from pyddpm.nn import Parameter
 
 
 def tiny(tmp_path, **kw):

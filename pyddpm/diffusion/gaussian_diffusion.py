@@ -19,8 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pyddpm import autograd, likelihood
-from pyddpm.autograd import Tensor
 from pyddpm.arrays import array_module, gather, to_host
+from pyddpm.autograd import Tensor
 from pyddpm.ops import checks
 from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood as ops_dgll
 from pyddpm.ops.normal_kl import normal_kl as ops_normal_kl

@@ -5,9 +5,9 @@ import json
 import sys
 
 import pyddpm
+from pyddpm.checkpoint import CheckpointError
 from pyddpm.data import DataError
 from pyddpm.ops.backend import BackendUnavailable
-from pyddpm.checkpoint import CheckpointError
 from pyddpm.train.config import PRESETS, preset_config
 from pyddpm.train.interrupts import terminate_as_interrupt
 from pyddpm.train.loop import TrainingError, resumed_config, train

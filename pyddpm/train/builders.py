@@ -5,11 +5,11 @@ Used by training, sampling and evaluation alike, so all three build the same mod
 
 import numpy as np
 
+from pyddpm.checkpoint import CheckpointError, load_checkpoint
 from pyddpm.data import load_data
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.models import UNet
 from pyddpm.ops.backend import array_library
-from pyddpm.checkpoint import CheckpointError, load_checkpoint
 from pyddpm.train.config import TrainConfig
 
 

@@ -20,18 +20,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pyddpm.arrays import to_host
 from pyddpm.autograd import no_grad
+from pyddpm.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from pyddpm.data import to_model_range
 from pyddpm.image_grid import save_image_grid
-from pyddpm.arrays import to_host
+from pyddpm.nn.optim import EMA, Adam, adam_ema_step, clip_grad_norm, warmup_lr
 from pyddpm.ops.backend import array_library, set_backend
 from pyddpm.train.builders import build_diffusion, build_model, load_split, model_fn_arrays
-from pyddpm.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from pyddpm.train.config import ConfigError, TrainConfig
 from pyddpm.train.interrupts import deferred_interrupt
 from pyddpm.train.logger import RunLog
 from pyddpm.train.run_folder import LOG_NAME, SAMPLES_NAME, RunLock, prepare_new_run
-from pyddpm.nn.optim import EMA, Adam, adam_ema_step, clip_grad_norm, warmup_lr
 
 
 class TrainingError(RuntimeError):
