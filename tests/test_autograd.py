@@ -167,6 +167,25 @@ def test_discretized_gaussian_log_likelihood_grad():
                 rtol=1e-4, atol=1e-6)
 
 
+def test_cross_entropy_grad():
+    """Batch 1 and 5, K = 3 and 10, logits of very different sizes (the log-sum-exp must not overflow)."""
+    rng = np.random.default_rng(3)
+    for B, K in ((1, 3), (5, 10)):
+        labels = rng.integers(0, K, B)
+        check_grads(lambda z: ag.cross_entropy(z, labels), rng.normal(0, 3, (B, K)))
+
+
+def test_cross_entropy_is_minus_log_softmax_of_the_label():
+    z = np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]])
+    got = ag.cross_entropy(z, np.array([0, 2])).data
+    want = [0.0, -np.log(np.exp(3.0) / np.exp([1.0, 2.0, 3.0]).sum())]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="labels must be in 0..2"):
+        ag.cross_entropy(z, np.array([0, 3]))
+    with pytest.raises(ValueError, match="int labels"):
+        ag.cross_entropy(z, np.array([0.0, 1.0]))
+
+
 def test_backward_accumulates_shared_inputs_and_frees_graph():
     x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     y = x * x + x  # x used twice
