@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFont
 
 from pyddpm.data import DataError, ImageData, load_data, make_digits, to_model_range, to_uint8
-from pyddpm.data.digits import render_glyphs
+from pyddpm.data.digits import TEST_SEED, TEST_SIZE, render_glyphs
 
 # ----------------------------------------------------------------------------- the built-in digits
 
@@ -35,6 +35,15 @@ def test_digits_are_deterministic_and_seed_dependent():
     assert a.tobytes() == b.tobytes() and np.array_equal(la, lb)
     assert la.dtype == np.int64 and la.shape == (100,)
     assert not np.array_equal(a, c)
+
+
+def test_digits_carry_their_labels(digits):
+    for d, n in zip(digits, (20_000, 2_000)):
+        assert d.labels.dtype == np.int64 and d.labels.shape == (n,) and d.labels.flags.c_contiguous
+        assert not d.labels.flags.writeable, "shared between callers, like the images"
+        assert set(np.unique(d.labels).tolist()) == set(range(10)) and d.num_classes == 10
+    _, expected = make_digits(TEST_SIZE, TEST_SEED)
+    assert np.array_equal(digits[1].labels, expected), "each image's label must be the digit drawn"
 
 
 def test_digits_train_and_test_differ(digits):
@@ -147,6 +156,52 @@ def test_folder_without_subfolders_is_split_by_hash(tmp_path):
     assert np.array_equal(load_data(str(tmp_path), "test").images, test)
 
 
+def write_classes(root, classes, shape=(4, 4), per_class=12):
+    """One subfolder of PNGs per name of ``classes``; returns {image bytes (H, W): class name}."""
+    owner = {}
+    for k, name in enumerate(classes):
+        x = random_images(per_class, shape, seed=100 + k)
+        write_pngs(root / name, x)
+        owner.update({r.tobytes(): name for r in x})
+    return owner
+
+
+def test_folder_class_subfolders_give_labels_by_sorted_name(tmp_path):
+    owner = write_classes(tmp_path, ["dog", "bird", "cat"])  # written unsorted: the index is by sorted name
+    index = {"bird": 0, "cat": 1, "dog": 2}
+    both = [load_data(str(tmp_path), split) for split in ("train", "test")]
+    assert sum(len(d.images) for d in both) == 36 and 0 < len(both[1].images) < 12
+    for d in both:
+        assert d.labels.dtype == np.int64 and d.labels.shape == (len(d.images),)
+        assert [index[owner[img[0].tobytes()]] for img in d.images] == d.labels.tolist()
+    assert both[0].num_classes == 3
+
+
+def test_folder_class_subfolders_under_train_and_test(tmp_path):
+    write_classes(tmp_path / "train", ["a", "b", "c"], per_class=2)
+    test_owner = write_classes(tmp_path / "test", ["b", "c"], per_class=2)  # no "a": b is still 1, c still 2
+    test = load_data(str(tmp_path), "test")
+    assert test.labels.tolist() == [{"b": 1, "c": 2}[test_owner[img[0].tobytes()]] for img in test.images]
+    assert load_data(str(tmp_path), "train").labels.tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_folder_without_classes_has_no_labels(tmp_path):
+    flat = tmp_path / "flat"
+    write_pngs(flat, random_images(30, (4, 4)))
+    one = tmp_path / "one"  # a single subfolder is not a set of classes
+    write_pngs(one / "only", random_images(30, (4, 4)))
+    mixed = tmp_path / "mixed"  # an image in the root beside the subfolders
+    write_classes(mixed, ["a", "b"])
+    write_pngs(mixed, random_images(1, (4, 4)))
+    deep = tmp_path / "deep"  # images nested below a subfolder of a subfolder
+    write_classes(deep, ["a", "b"])
+    write_pngs(deep / "a" / "more", random_images(2, (4, 4)))
+    for folder in (flat, one, mixed, deep):
+        for split in ("train", "test"):
+            got = load_data(str(folder), split)
+            assert got.labels is None and got.num_classes is None, (folder.name, split)
+
+
 def test_folder_errors(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -204,6 +259,46 @@ def test_npz_images_key_and_single_array_are_split(tmp_path):
         assert {r.tobytes() for r in train} | {r.tobytes() for r in test} == {r.tobytes() for r in x[:, None]}
 
 
+def test_npz_labels_follow_the_split(tmp_path):
+    x = random_images(100, (4, 4))
+    y = np.random.default_rng(1).integers(0, 7, size=100)
+    owner = {r.tobytes(): label for r, label in zip(x, y)}
+    for key, labels in (("labels", y), ("y", y.astype(np.uint8)), ("labels", y[:, None].astype(np.int32))):
+        path = tmp_path / f"{key}_{labels.dtype}.npz"
+        np.savez(path, images=x, **{key: labels})
+        both = [load_data(str(path), split) for split in ("train", "test")]
+        assert sum(len(d.labels) for d in both) == 100 and 0 < len(both[1].labels) < 25
+        for d in both:
+            assert d.labels.dtype == np.int64 and d.labels.flags.c_contiguous
+            assert d.labels.tolist() == [owner[img[0].tobytes()] for img in d.images]
+
+    path = tmp_path / "keras.npz"
+    np.savez(path, x_train=x[:90], y_train=y[:90], x_test=x[90:], y_test=y[90:])
+    assert np.array_equal(load_data(str(path), "train").labels, y[:90])
+    assert np.array_equal(load_data(str(path), "test").labels, y[90:])
+    np.savez(path, images=x)
+    assert load_data(str(path)).labels is None
+
+
+def test_npz_refuses_bad_labels(tmp_path):
+    x = random_images(20, (4, 4))
+    y = np.arange(20) % 3
+    negative = y.copy()
+    negative[7] = -2
+    cases = {
+        "negative": ({"images": x, "labels": negative}, r"\['labels'\].*-2 at index 7"),
+        "short": ({"images": x, "y": y[:19]}, r"\['y'\].*\(19,\)"),
+        "float": ({"images": x, "labels": y.astype(np.float32)}, r"\['labels'\].*float32"),
+        "bool": ({"images": x, "labels": y > 0}, r"\['labels'\].*bool"),
+        "keras": ({"x_train": x, "y_train": y[:, None, None]}, r"\['y_train'\].*shape"),
+    }
+    for name, (arrays, message) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **arrays)
+        with pytest.raises(DataError, match=rf"{name}\.npz.*{message}"):
+            load_data(str(path))
+
+
 def test_npz_errors(tmp_path):
     cases = {
         "no_usable.npz": {"a": random_images(3, (4, 4)), "b": random_images(3, (4, 4))},
@@ -246,6 +341,65 @@ def test_mnist_plain_and_gzipped(tmp_path):
     assert np.array_equal(load_data(f"mnist:{tmp_path}", "test").images[:, 0], test)
     # A path to one of the files finds the other split beside it.
     assert np.array_equal(load_data(str(tmp_path / "train-images-idx3-ubyte"), "test").images[:, 0], test)
+
+
+def idx_labels(labels):
+    return bytes([0, 0, 0x08, 1]) + struct.pack(">I", len(labels)) + np.asarray(labels, np.uint8).tobytes()
+
+
+def test_mnist_labels_beside_the_images(tmp_path):
+    x, y = random_images(6, (5, 5)), np.array([3, 1, 4, 1, 5, 9])
+    xt, yt = random_images(2, (5, 5), seed=1), np.array([2, 6])
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(idx_bytes(x))
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_labels(y)))
+    (tmp_path / "t10k-images.idx3-ubyte").write_bytes(idx_bytes(xt))
+    (tmp_path / "t10k-labels.idx1-ubyte").write_bytes(idx_labels(yt))
+    got = load_data(str(tmp_path))
+    assert got.labels.dtype == np.int64 and np.array_equal(got.labels, y) and got.num_classes == 10
+    assert np.array_equal(load_data(str(tmp_path / "t10k-images.idx3-ubyte"), "test").labels, yt)
+    # EMNIST's spelling: a prefix, and "test" for both files; another prefix's labels are not taken.
+    (tmp_path / "emnist-letters-test-images-idx3-ubyte").write_bytes(idx_bytes(xt))
+    (tmp_path / "emnist-letters-test-labels-idx1-ubyte").write_bytes(idx_labels([26, 1]))
+    (tmp_path / "emnist-digits-train-images-idx3-ubyte").write_bytes(idx_bytes(x))
+    assert load_data(str(tmp_path / "emnist-letters-test-images-idx3-ubyte"), "test").labels.tolist() == [26, 1]
+    assert load_data(str(tmp_path / "emnist-digits-train-images-idx3-ubyte")).labels is None
+
+
+def test_mnist_without_labels_file_has_no_labels(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(idx_bytes(random_images(3, (5, 5))))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_labels([1, 2, 3]))  # the other split's: not used
+    got = load_data(str(tmp_path))
+    assert got.labels is None and got.num_classes is None
+
+
+def test_mnist_labels_with_several_spellings(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(random_images(2, (5, 5)))))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(idx_labels([1, 1]))
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_labels([2, 2])))
+    assert load_data(str(tmp_path)).labels.tolist() == [2, 2], "the one spelled as the images file"
+    (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
+    (tmp_path / "train-labels.idx1-ubyte").write_bytes(idx_labels([3, 3]))
+    with pytest.raises(DataError, match=r"several labels files.*train-labels\.idx1-ubyte"):
+        load_data(str(tmp_path))
+
+
+def test_mnist_refuses_bad_labels_files(tmp_path):
+    x = random_images(4, (5, 5))
+    cases = {
+        "count": idx_labels([1, 2, 3]),
+        "images": idx_bytes(x),  # an images file under a labels name
+        "truncated": idx_labels([1, 2, 3, 4])[:-1],
+        "magic": b"\x12\x34" + idx_labels([1, 2, 3, 4])[2:],
+    }
+    for name, data in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "train-images-idx3-ubyte").write_bytes(idx_bytes(x))
+        (folder / "train-labels-idx1-ubyte").write_bytes(data)
+        with pytest.raises(DataError, match="train-labels-idx1-ubyte") as e:
+            load_data(str(folder))
+        if name == "count":
+            assert "3 labels" in str(e.value) and "4 images" in str(e.value)
 
 
 def test_mnist_errors(tmp_path):
@@ -298,14 +452,19 @@ class Py2Pickler(pickle._Pickler):
     dispatch[str] = save_py2_str
 
 
-def write_cifar_batch(path, images):
-    """images uint8 (n, 3, 32, 32) -> a batch file in the real format (protocol 2, Python 2 strings)."""
+def write_cifar_batch(path, images, labels=None):
+    """images uint8 (n, 3, 32, 32) -> a batch file in the real format (protocol 2, Python 2 strings).
+
+    labels: the b"labels" list (default i % 10), or "omit" to leave the key out.
+    """
     batch = {
         b"batch_label": b"training batch 1 of 5",
-        b"labels": [int(i % 10) for i in range(len(images))],
+        b"labels": [int(i % 10) for i in range(len(images))] if labels is None else labels,
         b"data": images.reshape(len(images), 3072),
         b"filenames": [b"img_%d.png" % i for i in range(len(images))],
     }
+    if labels == "omit":
+        del batch[b"labels"]
     with open(path, "wb") as f:
         Py2Pickler(f, protocol=2).dump(batch)
     data = path.read_bytes()
@@ -329,6 +488,37 @@ def test_cifar10_batches(tmp_path):
     assert got.hflip is True and got.images.flags.c_contiguous
     assert np.array_equal(load_data(f"cifar10:{root}", "test").images, test)
     assert np.array_equal(load_data(str(tmp_path), "test").images, test)  # the folder holding it
+
+
+def test_cifar10_labels(tmp_path):
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    train = random_images(10, (3, 32, 32))
+    labels = [9, 0, 3, 3, 7, 1, 2, 8, 5, 4]
+    for i in range(5):
+        write_cifar_batch(root / f"data_batch_{i + 1}", train[2 * i: 2 * i + 2], labels[2 * i: 2 * i + 2])
+    write_cifar_batch(root / "test_batch", random_images(3, (3, 32, 32), seed=1))
+    got = load_data(str(root))
+    assert got.labels.dtype == np.int64 and got.labels.tolist() == labels and got.num_classes == 10
+    assert load_data(str(root), "test").labels.tolist() == [0, 1, 2]
+
+    bad = [([0, 1], r"shape \(2,\), expected \(3,\)"), ([0, 10, 2], "label 10 at index 1"),
+           ([0, 1, -1], "label -1 at index 2"), ([0, 1.5, 2], "dtype float64"), ([b"a", b"b", b"c"], r"dtype \|S1")]
+    for values, message in bad:
+        write_cifar_batch(root / "test_batch", random_images(3, (3, 32, 32)), values)
+        with pytest.raises(DataError, match=f"test_batch: .*{message}"):
+            load_data(str(root), "test")
+
+
+def test_cifar10_batches_without_labels(tmp_path):
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    for i in range(5):
+        write_cifar_batch(root / f"data_batch_{i + 1}", random_images(2, (3, 32, 32), seed=i), "omit")
+    assert load_data(str(root)).labels is None
+    write_cifar_batch(root / "data_batch_3", random_images(2, (3, 32, 32)))
+    with pytest.raises(DataError, match="data_batch_1.*no b'labels'"):  # only some batches labelled
+        load_data(str(root))
 
 
 class RunsACommand:
@@ -384,3 +574,22 @@ def test_image_data_checks_its_array():
         ImageData(images=np.zeros((2, 1, 4, 4), np.float32), name="x", hflip=False)
     with pytest.raises(DataError):
         ImageData(images=np.zeros((2, 4, 4, 3), np.uint8), name="x", hflip=False)
+
+
+def test_image_data_checks_its_labels():
+    images = np.zeros((4, 1, 2, 2), np.uint8)
+    good = ImageData(images=images, name="x", hflip=False, labels=np.array([0, 2, 5, 2], np.int64))
+    assert good.num_classes == 6
+    assert ImageData(images=images, name="x", hflip=False).num_classes is None
+    bad = {
+        "int32": (np.arange(4, dtype=np.int32), "dtype int32"),
+        "float": (np.arange(4.0), "dtype float64"),
+        "list": ([0, 1, 2, 3], "list"),
+        "short": (np.arange(3), r"shape \(3,\)"),
+        "column": (np.arange(4)[:, None], r"shape \(4, 1\)"),
+        "strided": (np.arange(8)[::2], "contiguous"),
+        "negative": (np.array([0, 1, -3, -1]), "-3 at index 2"),
+    }
+    for case, (labels, message) in bad.items():
+        with pytest.raises(DataError, match=f"^mnist:somewhere: .*{message}"):
+            ImageData(images=images, name="mnist:somewhere", hflip=False, labels=labels)

@@ -1,6 +1,7 @@
 """Image data sets as uint8 NCHW arrays, and the paper's scaling of pixels to [-1, 1].
 
-    load_data(spec, split)  -> ImageData(images uint8 (N, C, H, W), name, hflip)   see load.py for specs
+    load_data(spec, split)  -> ImageData(images uint8 (N, C, H, W), name, hflip,   see load.py for specs
+                                         labels int64 (N,) or None)
     to_model_range(uint8)   -> float32 in [-1, 1]                                  (Ho et al. 2020, Sec. 3.3)
     to_uint8(float)         -> uint8, for writing sample grids
     make_digits(n, seed)    -> small sets of the built-in digits, e.g. for tests

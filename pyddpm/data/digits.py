@@ -72,15 +72,17 @@ def make_digits(n, seed, size=16):
 
 @functools.lru_cache(maxsize=2)
 def load_digits(split="train"):
-    """The built-in set: 20,000 train or 2,000 test images, uint8 (N, 1, 16, 16), fixed seeds.
+    """The built-in set: 20,000 train or 2,000 test images, uint8 (N, 1, 16, 16), fixed seeds, with their
+    digits as labels, int64 (N,) in 0..9.
 
     Made once per process and shared (read-only), since training, sampling and evaluation all ask for it.
     """
     check_split(split)
     n, seed = (TRAIN_SIZE, TRAIN_SEED) if split == "train" else (TEST_SIZE, TEST_SEED)
-    images, _ = make_digits(n, seed)
+    images, labels = make_digits(n, seed)
     images.flags.writeable = False
-    return ImageData(images=images, name="digits", hflip=False)
+    labels.flags.writeable = False
+    return ImageData(images=images, name="digits", hflip=False, labels=labels)
 
 
 @functools.lru_cache(maxsize=1)
