@@ -1,12 +1,21 @@
-"""python -m pyddpm.evaluate: the negative log-likelihood bound in bits/dim on a data split (Eq. 5, Table 1).
+"""python -m pyddpm.evaluate: the negative log-likelihood bound in bits/dim on a data split (Eq. 5, Table 1),
+and with --samples N (or --samples-npz FILE) the quality of the run's samples.
 
 total = L_T (prior) + sum over t > 1 of L_{t-1} (the KL terms) + L_0 (the discretized decoder, Eq. 13),
 each in bits per dimension, averaged over the images; computed with the EMA weights. The noise of image
 i comes from its own generator (seed, i), so the result does not depend on --batch-size.
+
+The sample metrics (pyddpm.metrics) are pyddpm's own, in the features of a small classifier it trains on
+the data set's labels and caches ($PYDDPM_CACHE or ~/.cache/pyddpm): the Fréchet distance to the test
+split, precision and recall, confidence and the entropy of the predicted classes, each beside the same
+scores of N real train images (the floor) and of N noise images (the ceiling).
 """
 
 import argparse
+import json
+import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +28,12 @@ from pyddpm.command import run
 from pyddpm.data import DataError, load_data, to_model_range
 from pyddpm.diffusion.noise import PerSampleNoise
 from pyddpm.fileio import atomic_write_json, check_output_file
+from pyddpm.image_grid import save_side_by_side
+from pyddpm.inception import inception_scores
+from pyddpm.inception import requirements as inception_requirements
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.sample import check_counts
+from pyddpm.scoring import format_table, score_samples
 from pyddpm.train.builders import load_trained, model_fn_arrays
 
 
@@ -33,7 +46,7 @@ def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weig
         raise DataError(f"{data or cfg.data}: images are {images.shape[1:]}, the model was trained on "
                         f"{tuple(meta['image_shape'])}")
     images = images[:n] if n else images
-    parts = {"total_bpd": [], "prior_bpd": [], "decoder_bpd": [], "kl_bpd": []}
+    parts = {"total_bpd": [], "prior_bpd": [], "decoder_bpd": [], "kl_bpd": [], "terms_bpd": []}
     with no_grad():
         for start in range(0, len(images), batch_size):
             x0 = array_library().asarray(to_model_range(images[start:start + batch_size]))
@@ -44,10 +57,25 @@ def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weig
             parts["prior_bpd"].append(r["prior_bpd"])
             parts["decoder_bpd"].append(r["vb_terms"][:, 0])  # index 0 is the paper's t = 1: L_0
             parts["kl_bpd"].append(r["vb_terms"][:, 1:].sum(axis=1))
+            parts["terms_bpd"].append(r["vb_terms"])
+    terms = np.concatenate(parts.pop("terms_bpd")).mean(axis=0)
     result = {k: float(np.concatenate(v).mean()) for k, v in parts.items()}
+    result["terms_bpd"] = [float(v) for v in terms]  # index t: L_t, the decoder L_0 at index 0 (Eq. 5)
     result.update(n=len(images), split=split, data=data or cfg.data, step=meta["step"], weights=weights,
                   timesteps=diffusion.num_timesteps)
     return result
+
+
+HISTORY_NAME = "eval_history.jsonl"
+
+
+def append_history(path, record):
+    """Add one line, the record with the time, to the run's evaluation history (for curves over steps)."""
+    line = json.dumps({**record, "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    with open(path, "a") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def main(argv=None):
@@ -62,26 +90,64 @@ def main(argv=None):
                    help="where the kernels run (auto: cuda, else cpu if built, else numpy)")
     p.add_argument("--weights", choices=["ema", "model"], default="ema")
     p.add_argument("--out", help="JSON file for the result (default: <ckpt>/eval_<split>.json)")
+    p.add_argument("--samples", type=int, help="draw N samples from the run and score them")
+    p.add_argument("--samples-npz", help="score the samples in this .npz (key 'images', uint8 (N, C, H, W))")
+    p.add_argument("--sample-batch-size", type=int, default=64, help="batch size for drawing samples")
+    p.add_argument("--grid", help="PNG of the samples beside real test images (default: <ckpt>/eval_samples.png)")
+    p.add_argument("--cache-dir", help="where the feature classifier is cached (default: $PYDDPM_CACHE or "
+                                       "~/.cache/pyddpm)")
+    p.add_argument("--skip-bpd", action="store_true", help="score the samples only, not the bound")
+    p.add_argument("--fid", choices=["inception"], help="also the standard FID and Inception Score through "
+                                                       "torch-fidelity (installed, with its weights present)")
     args = p.parse_args(argv)
     pyddpm.tune_process()
     ckpt_dir = Path(args.ckpt).parent if Path(args.ckpt).suffix == ".json" else Path(args.ckpt)
     out = Path(args.out) if args.out else ckpt_dir / f"eval_{args.split}.json"
+    grid = Path(args.grid) if args.grid else ckpt_dir / "eval_samples.png"
+    scoring = args.samples is not None or args.samples_npz is not None
 
     def work():
-        check_counts(n=args.n, seed=args.seed, batch_size=args.batch_size)
+        check_counts(n=args.n, seed=args.seed, batch_size=args.batch_size, samples=args.samples,
+                     sample_batch_size=args.sample_batch_size)
+        if args.samples is not None and args.samples_npz is not None:
+            raise ValueError("give --samples N or --samples-npz FILE, not both")
+        if args.fid and not scoring:
+            raise ValueError("--fid inception scores samples: give --samples N or --samples-npz FILE")
+        if args.fid:
+            inception_requirements()  # before any sampling: a missing piece is said at once
+        if args.skip_bpd and not scoring:
+            raise ValueError("--skip-bpd leaves nothing to do without --samples or --samples-npz")
         check_output_file(out, "--out")
+        if scoring:
+            check_output_file(grid, "--grid")
         set_backend(args.backend)
-        result = evaluate(args.ckpt, args.split, args.n, args.batch_size, args.seed, args.data, args.weights)
-        if not np.isfinite(result["total_bpd"]):
-            raise ValueError(f"{args.ckpt}: the bound came out as {result['total_bpd']} bits/dim")
-        return result
+        bpd = None if args.skip_bpd else evaluate(args.ckpt, args.split, args.n, args.batch_size, args.seed,
+                                                   args.data, args.weights)
+        if bpd is not None and not np.isfinite(bpd["total_bpd"]):
+            raise ValueError(f"{args.ckpt}: the bound came out as {bpd['total_bpd']} bits/dim")
+        scores = samples = None
+        if scoring:
+            cfg, _, _, meta = load_trained(args.ckpt, args.weights)
+            data = args.data or cfg.data
+            scores, samples = score_samples(args.ckpt, data, args.samples, args.samples_npz, args.seed,
+                                            args.sample_batch_size, args.cache_dir)
+            test = load_data(data, "test").images
+            save_side_by_side(grid, samples, test[np.random.default_rng(args.seed).permutation(len(test))[:64]])
+            scores["step"] = meta["step"]
+            if args.fid:
+                scores["rows"]["samples"].update(inception_scores(samples, test))
+        return bpd, scores
 
     result, code = run(work, (BackendUnavailable, CheckpointError, DataError, ValueError))
     if code:
         return code
-    atomic_write_json(out, result)
-    print(f"bits/dim on {result['n']} {args.split} images: {result['total_bpd']:.4f} "
-          f"(prior {result['prior_bpd']:.5f}, decoder {result['decoder_bpd']:.4f}, sum of KL {result['kl_bpd']:.4f})")
+    bpd, scores = result
+    record = {**(bpd or {"step": scores["step"]}), **({"sample_metrics": scores} if scores else {})}
+    atomic_write_json(out, record)
+    append_history(ckpt_dir / HISTORY_NAME, record)
+    print(format_table(bpd, scores))
+    if scores:
+        print(f"wrote {grid} (samples on the left, real test images on the right)")
     print(f"wrote {out}")
     return 0
 

@@ -77,6 +77,24 @@ def save_image_grid(path, images, nrow=None, padding=1, scale=None):
         picture.save(f, format="PNG")
 
 
+def save_side_by_side(path, left, right, nrow=8, gap=8):
+    """Write two grids of at most nrow * nrow images each (say samples and real images) side by side as one
+    PNG, atomically, at save_image_grid's default scale, with ``gap`` grey pixels between them."""
+    left, right = (np.asarray(a)[:nrow * nrow] for a in (left, right))
+    _, c, h, w = _check_shape(left)
+    if _check_shape(right)[1:] != (c, h, w):
+        raise ValueError(f"the two sets of images differ in shape: {left.shape[1:]} and {right.shape[1:]}")
+    scale = math.ceil(MIN_TILE_PIXELS / min(h, w))
+    a, b = (make_grid(x, nrow=nrow, scale=scale) for x in (left, right))
+    height = max(a.shape[0], b.shape[0])
+    canvas = np.full((height, a.shape[1] + gap + b.shape[1], a.shape[2]), PAD_VALUE, np.uint8)
+    canvas[:a.shape[0], :a.shape[1]] = a
+    canvas[:b.shape[0], a.shape[1] + gap:] = b
+    picture = Image.fromarray(canvas[:, :, 0] if c == 1 else canvas)
+    with atomic_open(path, "wb") as f:
+        picture.save(f, format="PNG")
+
+
 def _check_shape(images):
     """Return (N, C, H, W) of ``images`` after checking it is a non-empty batch of 1- or 3-channel images."""
     if images.ndim != 4:
