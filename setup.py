@@ -49,6 +49,7 @@ setup(
     # threadpoolctl: the cpu backend holds NumPy's BLAS at one thread while it runs (pyddpm/ops/backend.py).
     install_requires=["numpy>=1.24", "scipy>=1.10", "pillow>=10.1", "tqdm>=4.60", "threadpoolctl>=3.1"],
     # The tests build the CUDA emulation module against pybind11 themselves (tests/emu/emu_build.py).
-    extras_require={"test": ["pytest>=7", "pybind11>=2.10"]},
+    # report: pyddpm.report draws with matplotlib; test: CI runs the report tests too.
+    extras_require={"test": ["pytest>=7", "pybind11>=2.10", "matplotlib>=3.5"], "report": ["matplotlib>=3.5"]},
     license="MIT",
 )
