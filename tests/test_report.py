@@ -19,6 +19,7 @@ pytest.importorskip("matplotlib", reason="pyddpm.report draws with matplotlib (p
 from pyddpm import report  # noqa: E402
 from pyddpm.checkpoint import save_checkpoint  # noqa: E402
 from pyddpm.image_grid import save_image_grid  # noqa: E402
+from pyddpm.report import figures, runs  # noqa: E402
 from pyddpm.train import preset_config, train  # noqa: E402
 
 PICTURES = ("loss.png", "bound_terms.png", "history.png")
@@ -189,44 +190,44 @@ def test_report_of_each_preset(preset, tmp_path):
 
 def test_loss_figure_window_and_log_scale():
     steep = [{"step": s, "loss": 10.0 ** (-s / 50)} for s in range(1, 101)]  # spans a factor 100
-    fig = report.loss_figure(steep)
+    fig = figures.loss_figure(steep)
     ax = fig.axes[0]
     assert ax.get_yscale() == "log"
     assert "window of 5 logged steps" in [t.get_text() for t in ax.get_legend().get_texts()][1]
-    flat = report.loss_figure([{"step": s, "loss": 1.0 - s / 1000} for s in range(1, 11)])
+    flat = figures.loss_figure([{"step": s, "loss": 1.0 - s / 1000} for s in range(1, 11)])
     assert flat.axes[0].get_yscale() == "linear"
     assert "window of 1 logged step" in flat.axes[0].get_legend().get_texts()[1].get_text()
-    assert report.moving_average([1.0, 2.0, 3.0, 6.0], 2) == [1.5, 2.5, 4.5]
+    assert figures.moving_average([1.0, 2.0, 3.0, 6.0], 2) == [1.5, 2.5, 4.5]
 
 
 def test_bound_terms_come_from_the_test_split_else_train():
     terms = [1.0, 0.5, 0.25, 0.0]  # a term of 0 has no place on a log axis, and must not break it
     test, train_ = (dict(terms_bpd=terms, step=6, total_bpd=1.75, prior_bpd=0.001, split=s) for s in ("test", "train"))
-    fig = report.bound_figure_of({"train": train_, "test": test})
+    fig = figures.bound_figure_of({"train": train_, "test": test})
     assert "eval_test.json" in fig.axes[0].get_title() and "0.001" in fig.axes[0].get_title()
     assert fig.axes[0].get_yscale() == "log"
-    assert "eval_train.json" in report.bound_figure_of({"train": train_}).axes[0].get_title()
-    assert report.bound_figure_of({"test": {"total_bpd": 1.0}}) is None
-    with pytest.raises(report.ReportError, match="terms_bpd"):
-        report.bound_figure_of({"test": {"terms_bpd": ["x"]}})
+    assert "eval_train.json" in figures.bound_figure_of({"train": train_}).axes[0].get_title()
+    assert figures.bound_figure_of({"test": {"total_bpd": 1.0}}) is None
+    with pytest.raises(runs.ReportError, match="terms_bpd"):
+        figures.bound_figure_of({"test": {"terms_bpd": ["x"]}})
 
 
 def test_history_keeps_the_last_evaluation_of_each_step():
     history = [{"step": 6, "split": "test", "total_bpd": 9.0}, {"step": 3, "split": "test", "total_bpd": 7.0},
                {"step": 6, "split": "test", "total_bpd": 6.0}, {"step": 6, "split": "train", "total_bpd": 5.0},
                {"step": 6, "sample_metrics": sample_metrics(fd=20.0)}]
-    bpd, fd, floor = report.history_series(history)
+    bpd, fd, floor = figures.history_series(history)
     assert bpd == {"test": [(3, 7.0), (6, 6.0)], "train": [(6, 5.0)]}
     assert fd == [(6, 20.0)] and floor == [(6, 3.1415)]
-    assert len(report.history_figure(history).axes) == 2
-    assert report.history_figure([{"step": 1, "n": 3}]) is None
+    assert len(figures.history_figure(history).axes) == 2
+    assert figures.history_figure([{"step": 1, "n": 3}]) is None
 
 
 def test_resumed_log_keeps_the_last_entry_of_each_step(run_copy):
     # Steps 4 and 6 logged, then the run resumed from its step-2 checkpoint logged them again.
     write_log(run_copy, [{"step": 2, "loss": 1.0}, {"step": 4, "loss": 0.9}, {"step": 6, "loss": 0.8},
                          {"step": 4, "loss": 0.5}, {"step": 6, "loss": 0.4}, {"step": 8, "loss": 0.3}])
-    assert [(r["step"], r["loss"]) for r in report.read_log(run_copy)] == [(2, 1.0), (4, 0.5), (6, 0.4), (8, 0.3)]
+    assert [(r["step"], r["loss"]) for r in runs.read_log(run_copy)] == [(2, 1.0), (4, 0.5), (6, 0.4), (8, 0.3)]
     assert report.main([str(run_copy)]) == 0
     assert "4 logged steps, the last at step 8; loss 0.3000" in (run_copy / "report" / "index.html").read_text()
 
@@ -234,7 +235,7 @@ def test_resumed_log_keeps_the_last_entry_of_each_step(run_copy):
 def test_truncated_last_line_is_skipped(run_copy):
     with open(run_copy / "log.jsonl", "a") as f:
         f.write('{"step": 8, "loss": 0.7')  # a run killed mid-write
-    assert [r["step"] for r in report.read_log(run_copy)] == [2, 4, 6]
+    assert [r["step"] for r in runs.read_log(run_copy)] == [2, 4, 6]
     assert report.main([str(run_copy)]) == 0
 
 
@@ -264,5 +265,6 @@ def test_without_matplotlib(run_copy, monkeypatch, capsys):
     assert report.main([str(run_copy)]) == 2
     assert capsys.readouterr().err.strip() == f"error: {INSTALL_HINT}"
     assert not (run_copy / "report").exists()
-    monkeypatch.delitem(sys.modules, "pyddpm.report")
-    importlib.import_module("pyddpm.report")  # importing the module needs no matplotlib
+    for name in [n for n in sys.modules if n == "pyddpm.report" or n.startswith("pyddpm.report.")]:
+        monkeypatch.delitem(sys.modules, name)  # the package and its modules, so each is imported afresh
+    importlib.import_module("pyddpm.report")  # importing the package needs no matplotlib
