@@ -11,9 +11,9 @@ import pytest
 
 from pyddpm.data import ImageData
 from pyddpm.data.digits import TEST_SEED, TRAIN_SEED, make_digits
-from pyddpm.metrics import (Scorer, check_samples, frechet_distance, frechet_distance_of, gaussian_noise_images,
-                            gaussian_stats, load_or_train, precision_recall, reference_rows, train_classifier)
-from pyddpm.metrics import cache
+from pyddpm.metrics import (Scorer, cache, check_samples, frechet_distance, frechet_distance_of,
+                            gaussian_noise_images, gaussian_stats, load_or_train, precision_recall, reference_rows,
+                            train_classifier)
 
 TINY = {"epochs": 3, "batch_size": 64, "lr": 3e-3}
 
@@ -113,8 +113,8 @@ def test_the_cache_is_read_back_and_a_corrupt_entry_is_rebuilt(tmp_path, capsys)
     assert info2["test_accuracy"] == info["test_accuracy"]
     for name, w in net.state_dict().items():
         np.testing.assert_array_equal(again.state_dict()[name], w, err_msg=name)
-    npz = next((tmp_path / f"classifier-{cache.entry_key(train.images, train.labels, 0, {**cache.SETTINGS, **settings})}")
-               .glob("checkpoint-*.npz"))
+    key = cache.entry_key(train.images, train.labels, 0, {**cache.SETTINGS, **settings})
+    npz = next((tmp_path / f"classifier-{key}").glob("checkpoint-*.npz"))
     npz.write_bytes(npz.read_bytes()[:100])  # truncated: must not be trusted
     rebuilt, info3 = load_or_train(train, test, cache_dir=tmp_path, settings=settings, progress=False)
     assert info3["trained_now"] and "unusable" in capsys.readouterr().err
