@@ -123,6 +123,12 @@ def load_checkpoint(directory):
     return arrays, manifest["meta"]
 
 
+def read_checkpoint_meta(directory):
+    """The meta dict of the checkpoint in ``directory`` from its manifest alone (the npz is not read, so its
+    digest is not checked either). Raises CheckpointError as load_checkpoint does for the manifest."""
+    return _read_manifest(_json_path(Path(directory)))["meta"]
+
+
 def _check_arrays(arrays):
     if not isinstance(arrays, dict):
         raise TypeError(f"arrays must be a dict name -> numpy.ndarray, got {type(arrays).__name__}")

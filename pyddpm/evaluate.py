@@ -12,8 +12,6 @@ scores of N real train images (the floor) and of N noise images (the ceiling).
 """
 
 import argparse
-import json
-import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,14 +25,14 @@ from pyddpm.checkpoint import CheckpointError
 from pyddpm.command import run
 from pyddpm.data import DataError, load_data, to_model_range
 from pyddpm.diffusion.noise import PerSampleNoise
-from pyddpm.fileio import atomic_write_json, check_output_file
+from pyddpm.fileio import append_json_line, atomic_write_json, check_output_file
 from pyddpm.image_grid import save_side_by_side
 from pyddpm.inception import inception_scores
 from pyddpm.inception import requirements as inception_requirements
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.sample import check_counts
 from pyddpm.scoring import format_table, score_samples
-from pyddpm.train.builders import load_trained, model_fn_arrays
+from pyddpm.train.builders import load_trained, model_fn_arrays, run_config
 
 
 def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weights="ema", progress=True):
@@ -71,11 +69,7 @@ HISTORY_NAME = "eval_history.jsonl"
 
 def append_history(path, record):
     """Add one line, the record with the time, to the run's evaluation history (for curves over steps)."""
-    line = json.dumps({**record, "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    with open(path, "a") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    append_json_line(path, {**record, "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}, sync=True)
 
 
 def main(argv=None):
@@ -127,11 +121,9 @@ def main(argv=None):
             raise ValueError(f"{args.ckpt}: the bound came out as {bpd['total_bpd']} bits/dim")
         scores = samples = None
         if scoring:
-            cfg, _, _, meta = load_trained(args.ckpt, args.weights)
-            data = args.data or cfg.data
-            scores, samples = score_samples(args.ckpt, data, args.samples, args.samples_npz, args.seed,
-                                            args.sample_batch_size, args.cache_dir)
-            test = load_data(data, "test").images
+            cfg, _, meta = run_config(args.ckpt)
+            scores, samples, test = score_samples(args.ckpt, args.data or cfg.data, args.samples, args.samples_npz,
+                                                  args.seed, args.sample_batch_size, args.cache_dir)
             save_side_by_side(grid, samples, test[np.random.default_rng(args.seed).permutation(len(test))[:64]])
             scores["step"] = meta["step"]
             if args.fid:

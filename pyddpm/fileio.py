@@ -75,6 +75,15 @@ def atomic_write_json(path, obj):
     atomic_write_text(path, text)
 
 
+def append_json_line(path, obj, sync=False):
+    """Append ``obj`` as one line of JSON to ``path`` (a .jsonl log); with sync, fsync it before returning."""
+    with open(path, "a") as f:
+        f.write(json.dumps(obj) + "\n")
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+
+
 def check_output_file(path, flag):
     """Raise ValueError, naming ``flag``, unless a file can be written at ``path``: checked before a long
     computation, so the work is not thrown away at the end. Missing parent folders are fine (they are made)."""

@@ -35,7 +35,8 @@ def load_samples_npz(path):
 
 def score_samples(ckpt, data_spec, n=None, samples_npz=None, seed=0, batch_size=64, cache_dir=None,
                   progress=True):
-    """The sample metrics of the run in ``ckpt`` on data set ``data_spec``; returns (result dict, samples).
+    """The sample metrics of the run in ``ckpt`` on data set ``data_spec``; returns (result dict, samples,
+    the test split's images).
 
     Either n samples are drawn (seed, batch_size as in pyddpm.sample) or the .npz ``samples_npz`` is read.
     """
@@ -52,7 +53,7 @@ def score_samples(ckpt, data_spec, n=None, samples_npz=None, seed=0, batch_size=
     rows = {"samples": scorer.score(samples), **reference_rows(scorer, train.images, len(samples), seed)}
     classifier = {"test_accuracy": info["test_accuracy"], "cache": info["folder"], "data": train.name}
     return {"n_samples": len(samples), "test_images": len(test.images), "classifier": classifier,
-            "rows": rows}, samples
+            "rows": rows}, samples, test.images
 
 
 def format_table(bpd, scores):

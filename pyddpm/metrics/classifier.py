@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from pyddpm import autograd as ag
 from pyddpm.arrays import to_host
+from pyddpm.autograd.classification import log_softmax
 from pyddpm.data import to_model_range
 from pyddpm.nn.layers import Conv2d, GroupNorm, Linear
 from pyddpm.nn.module import Module
@@ -85,10 +86,9 @@ def predict(net, images, batch_size=500):
         for start in range(0, len(images), batch_size):
             x = array_library().asarray(to_model_range(images[start:start + batch_size]))
             f = net.features(ag.Tensor(x))
-            z = to_host(net.head(f).data).astype(np.float64)
-            p = np.exp(z - z.max(axis=1, keepdims=True))
+            logits = to_host(net.head(f).data).astype(np.float64)
             feats.append(to_host(f.data).astype(np.float64))
-            probs.append(p / p.sum(axis=1, keepdims=True))
+            probs.append(np.exp(log_softmax(logits)))
     return np.concatenate(feats), np.concatenate(probs)
 
 

@@ -10,7 +10,7 @@ import math
 import re
 from pathlib import Path
 
-from pyddpm.checkpoint import JSON_NAME
+from pyddpm.checkpoint import CheckpointError, find_checkpoint, read_checkpoint_meta
 from pyddpm.evaluate import HISTORY_NAME
 from pyddpm.train.run_folder import LOG_NAME, SAMPLES_NAME
 
@@ -87,13 +87,12 @@ def read_json(path):
 def read_meta(folder):
     """The "meta" of the run's checkpoint manifest (config, step, ...), or None before the first checkpoint.
     Only the manifest is read: the arrays are not needed for a report."""
-    manifest = read_json(Path(folder) / JSON_NAME)
-    if manifest is None:
+    if find_checkpoint(folder) is None:
         return None
-    meta = manifest.get("meta")
-    if not isinstance(meta, dict):
-        raise ReportError(f"{Path(folder) / JSON_NAME}: has no \"meta\" object")
-    return meta
+    try:
+        return read_checkpoint_meta(folder)
+    except CheckpointError as e:
+        raise ReportError(str(e)) from None
 
 
 def read_evals(folder):

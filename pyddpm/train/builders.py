@@ -5,7 +5,7 @@ Used by training, sampling and evaluation alike, so all three build the same mod
 
 import numpy as np
 
-from pyddpm.checkpoint import CheckpointError, load_checkpoint
+from pyddpm.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_meta
 from pyddpm.data import load_data
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.models import UNet
@@ -32,17 +32,22 @@ def load_split(cfg, split):
     return load_data(cfg.data, split)
 
 
+def run_config(ckpt, meta=None):
+    """(cfg, image shape, meta) of the run in ``ckpt``; meta read from the manifest alone unless given."""
+    meta = read_checkpoint_meta(ckpt) if meta is None else meta
+    try:
+        return TrainConfig.from_dict(meta["config"]), tuple(meta["image_shape"]), meta
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{ckpt}: the checkpoint's config is not a pyddpm training config ({e})") from e
+
+
 def load_trained(ckpt, weights="ema"):
     """Load a run's config, its U-Net with the EMA (default) or raw weights, and its diffusion.
 
     Returns (cfg, model in eval mode on the current backend's array library, diffusion, meta).
     """
     arrays, meta = load_checkpoint(ckpt)
-    try:
-        cfg = TrainConfig.from_dict(meta["config"])
-        image_shape = tuple(meta["image_shape"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{ckpt}: the checkpoint's config is not a pyddpm training config ({e})") from e
+    cfg, image_shape, meta = run_config(ckpt, meta)
     model = build_model(cfg, image_shape)
     prefix = weights + "/"
     state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -7,7 +7,7 @@ is about to be redone), so the log of a resumed run reads like the log of one th
 import json
 from pathlib import Path
 
-from pyddpm.fileio import atomic_write_text
+from pyddpm.fileio import append_json_line, atomic_write_text
 
 
 class RunLog:
@@ -26,8 +26,7 @@ class RunLog:
 
     def write(self, record):
         self.records.append(record)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_json_line(self.path, record)
 
     def last_loss(self):
         return self.records[-1]["loss"] if self.records else None
