@@ -1,0 +1,23 @@
+"""Every way to sample one trained model: the chain (ancestral, DDIM), the score (Langevin, annealed Langevin),
+the reverse SDE (Euler-Maruyama, predictor-corrector) and the probability-flow ODE (Heun).
+
+Each sampler is a function (model_fn, diffusion, shape, rng, steps, *, clip_denoised, progress, dtype, xp,
+callback, ...) -> x_0, where model_fn(x, t) is the trained network's output (eps or x_0, the diffusion's
+mean_type) at int64 chain indices t (B,). Every update goes through one fused kernel
+(pyddpm.ops.sampler_step); what differs is its coefficients. The score and the SDE they discretise:
+pyddpm/diffusion/score.py.
+"""
+
+from pyddpm.diffusion.samplers.ancestral import ancestral, interpolate
+from pyddpm.diffusion.samplers.ddim import ddim
+from pyddpm.diffusion.samplers.langevin import annealed_langevin, langevin
+from pyddpm.diffusion.samplers.ode import ode
+from pyddpm.diffusion.samplers.sde import euler_maruyama, predictor_corrector
+from pyddpm.diffusion.samplers.steps import respaced, strided_indices
+
+# The names the command line takes (python -m pyddpm.sample --sampler NAME).
+SAMPLERS = {"ancestral": ancestral, "ddim": ddim, "langevin": langevin, "annealed-langevin": annealed_langevin,
+            "sde": euler_maruyama, "pc": predictor_corrector, "ode": ode}
+
+__all__ = ["SAMPLERS", "ancestral", "annealed_langevin", "ddim", "euler_maruyama", "interpolate", "langevin", "ode",
+           "predictor_corrector", "respaced", "strided_indices"]
