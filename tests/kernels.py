@@ -109,6 +109,16 @@ def step_terms(model_output, x_t, noise, t, tables, mean_type):
     return x0_terms, prev_terms
 
 
+def sampler_step_terms(model_output, x, noise, coefs):
+    """The sums of the terms' magnitudes behind sampler_step's outputs, per element: (x0_hat's, x_next's) for a
+    StepCoefs of float64 (B,) arrays; the arrays (B, ...) in float64, noise None or like x. A sample whose
+    next_from_noise is 0 has no noise term."""
+    c = [np.abs(np.asarray(a, np.float64)).reshape((-1,) + (1,) * (x.ndim - 1)) for a in coefs]
+    x0_terms = c[0] * np.abs(x) + c[1] * np.abs(model_output)
+    noise_terms = 0.0 if noise is None else np.where(c[4] != 0, c[4] * np.abs(noise), 0.0)
+    return x0_terms, c[2] * x0_terms + c[3] * np.abs(x) + noise_terms
+
+
 def randn(rng, shape, dtype, scale=1.0, offset=0.0):
     """Random normal data, never all zero; an offset makes cancellation bugs in statistics visible."""
     return (rng.standard_normal(shape) * scale + offset).astype(dtype)

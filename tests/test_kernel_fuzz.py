@@ -35,6 +35,7 @@ from pyddpm.ops.im2col_rows import col2im_rows, im2col_rows, nchw_to_rows, rows_
 from pyddpm.ops.normal_kl import normal_kl
 from pyddpm.ops.p_sample_step import p_sample_step
 from pyddpm.ops.q_sample import q_sample
+from pyddpm.ops.sampler_step import StepCoefs, sampler_step
 from pyddpm.ops.winograd import winograd_input, winograd_input_grad, winograd_output, winograd_output_grad
 from pyddpm.ops.winograd_conv import winograd_conv, winograd_conv_backward
 
@@ -44,7 +45,8 @@ BAD_DTYPES = ("float16", "int32", "int64", "complex64", "bool", "object")
 TOL = {F32: 1e-4, F64: 1e-9}  # relative, and absolute times the reference's largest finite magnitude
 TABLES = ("sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_mean_coef1",
           "posterior_mean_coef2", "model_log_variance")
-FIXED_DTYPE = {"t", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod", *TABLES}  # int64 and float64 always
+COEFS = StepCoefs._fields
+FIXED_DTYPE = {"t", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod", *TABLES, *COEFS}  # int64, float64 always
 
 
 # --- Random valid inputs ------------------------------------------------------------------------------
@@ -137,6 +139,43 @@ def make_p_sample_step(rng, dt):
 def call_p_sample_step(backend, a):
     return p_sample_step(a["model_output"], a["x_t"], a["t"], a["noise"], tuple(a[n] for n in TABLES),
                          a["mean_type"], a["clip_denoised"], a["return_pred_x0"], backend=backend)
+
+
+def make_sampler_step(rng, dt):
+    """Per-sample coefficients of both signs; a sample without noise half the time, and a quarter of the cases
+    with no noise at all (noise None, every next_from_noise 0)."""
+    shape = (_batch(rng),) + tuple(_n(rng) for _ in range(_n(rng, 0, 3)))
+    B = shape[0]
+    coefs = dict(zip(COEFS, (rng.uniform(-3.0, 3.0, B), rng.uniform(-3.0, 3.0, B), rng.uniform(-1.0, 1.0, B),
+                             rng.uniform(-1.5, 1.5, B), rng.uniform(0.0, 1.0, B))))
+    noise = _randn(rng, shape, dt) if rng.random() < 0.75 else None
+    if noise is None:
+        coefs["next_from_noise"][:] = 0.0
+    elif rng.random() < 0.5:
+        coefs["next_from_noise"][0] = 0.0
+    return dict(model_output=_randn(rng, shape, dt), x=_randn(rng, shape, dt), noise=noise, **coefs,
+                clip_denoised=bool(rng.random() < 0.5), return_pred_x0=bool(rng.random() < 0.7))
+
+
+def call_sampler_step(backend, a):
+    return sampler_step(a["model_output"], a["x"], a["noise"], StepCoefs(*(a[n] for n in COEFS)), a["clip_denoised"],
+                        a["return_pred_x0"], backend=backend)
+
+
+def _no_noise_junk(a, name):
+    """Without a noise array, next_from_noise must stay 0 (a NaN, inf or broadcast there would turn it on)."""
+    if name == "next_from_noise" and a["noise"] is None:
+        return np.ones(a[name].shape, bool)
+    return None
+
+
+def _alias_step(rng, a):
+    """Two read-only arguments as one array, which every backend must take: two of the data, or two of the
+    coefficients (next_from_noise not among them when there is no noise: that would turn it on)."""
+    data = [n for n in ("model_output", "x", "noise") if a[n] is not None]
+    coefs = [n for n in COEFS if a["noise"] is not None or n != "next_from_noise"]
+    first, second = rng.choice(data if rng.random() < 0.5 else coefs, 2, replace=False)
+    return {**a, second: a[first]}, [lambda xp, d: d.__setitem__(second, d[first])], None
 
 
 def _per_element_or_sample(rng, shape, low, high, dt):
@@ -411,6 +450,13 @@ KERNELS = [
            empty=lambda rng, a: {**a, **{n: a[n][:0] for n in ("model_output", "x_t", "noise", "t")}},
            scalars=[("mean_type", "v", ValueError), ("clip_denoised", "yes", TypeError),
                     ("return_pred_x0", None, TypeError)]),
+    Kernel("sampler_step", None, make_sampler_step, call=call_sampler_step,
+           constrained=[("x", 0), ("model_output", 0), ("noise", 0)] + [(n, 0) for n in COEFS],
+           empty=lambda rng, a: {**a, **{n: None if a[n] is None else a[n][:0]
+                                        for n in ("model_output", "x", "noise", *COEFS)}},
+           junk=_no_noise_junk, alias=_alias_step,
+           scalars=[("clip_denoised", "yes", TypeError), ("return_pred_x0", None, TypeError),
+                    ("noise", 0.5, TypeError)]),
     Kernel("discretized_gaussian_log_likelihood", discretized_gaussian_log_likelihood, make_dgll,
            constrained=[("x", 0), ("means", 0), ("log_scales", 0)], free_rank=["log_scales"],
            empty=_empty_all(["x", "means", "log_scales"]),

@@ -1,16 +1,17 @@
-"""Fused noising (Eq. 4) and the fused reverse step (Alg. 2): each fused backend against the NumPy
-reference in float64, GaussianDiffusion's use of them, and the argument checks."""
+"""Fused noising (Eq. 4) and the fused step of every sampler (Alg. 2 among them): each fused backend against
+the NumPy reference in float64, GaussianDiffusion's use of them, and the argument checks."""
 
 import numpy as np
 import pytest
 
-from kernels import (FAST_BACKENDS, assert_matches, q_sample_terms, randn, skip_float64_on_cuda, step_terms,
-                     to_backend, to_numpy)
+from kernels import (FAST_BACKENDS, assert_matches, q_sample_terms, randn, sampler_step_terms, skip_float64_on_cuda,
+                     step_terms, to_backend, to_numpy)
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.ops import backend as backends
 from pyddpm.ops.backend import extension
 from pyddpm.ops.p_sample_step import p_sample_step
 from pyddpm.ops.q_sample import q_sample
+from pyddpm.ops.sampler_step import StepCoefs, sampler_step
 
 T = 1000
 # Batch 1, odd sizes, 2-D (B, D) and 1-D (B,) data, 1x1 images, and a sample larger than one CPU piece
@@ -227,3 +228,189 @@ def test_cpu_extension_checks_t_itself():
         ext.q_sample(x, np.array([0, 1]), x, d.sqrt_alphas_cumprod, d.sqrt_one_minus_alphas_cumprod[:5])
     with pytest.raises(TypeError, match="contiguous"):
         ext.q_sample(x, np.array([0, 1, 2, 3])[::2], x, d.sqrt_alphas_cumprod, d.sqrt_one_minus_alphas_cumprod)
+
+
+# --- The fused step of every sampler ---------------------------------------------------------------------
+
+def _random_coefs(rng, B, noiseless=0):
+    """Per-sample coefficients that differ between samples, of both signs where a sampler may give both
+    (DDIM's and the ODE's next_from_x0 and next_from_x), with next_from_noise 0 for sample ``noiseless``
+    (Alg. 2's last step, a deterministic sampler) and, from three samples on, one x0-model sample (0, 1)."""
+    sign = np.where(rng.random(B) < 0.5, -1.0, 1.0)
+    coefs = StepCoefs(rng.uniform(0.5, 3.0, B), sign * rng.uniform(0.2, 3.0, B), rng.uniform(-1.0, 1.0, B),
+                      rng.uniform(-1.5, 1.5, B), rng.uniform(0.05, 1.0, B))
+    coefs.next_from_noise[noiseless] = 0.0
+    if B >= 3:
+        coefs.x0_from_x[1], coefs.x0_from_out[1] = 0.0, 1.0
+    return coefs
+
+
+def _step_inputs(rng, shape):
+    """x, noise and a model output near x, so that x0_hat = c0 x + c1 out lands inside and outside [-1, 1]."""
+    x, noise = randn(rng, shape, np.float64, scale=1.2), randn(rng, shape, np.float64)
+    return x + 0.3 * randn(rng, shape, np.float64), x, noise
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("first", [0, T - 1])
+@pytest.mark.parametrize("clip", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sampler_step_matches_reference(backend, shape, first, clip, dtype):
+    skip_float64_on_cuda(backend, dtype)
+    rng = np.random.default_rng(sum(shape) + first)
+    out, x, noise = _step_inputs(rng, shape)
+    coefs = _random_coefs(rng, shape[0], noiseless=0 if first == 0 else -1)
+    if shape[0] == 1 and first != 0:
+        coefs.next_from_noise[0] = 0.7  # batch 1: one case with noise, one without
+    want_next, want_x0 = sampler_step(out, x, noise, coefs, clip, backend="numpy")
+    args = to_backend(backend, *(a.astype(dtype) for a in (out, x, noise)))
+    got_next, got_x0 = sampler_step(*args, coefs, clip, backend=backend)
+    lone_next, none = sampler_step(*args, coefs, clip, False, backend=backend)
+
+    x0_terms, next_terms = sampler_step_terms(out, x, noise, coefs)
+    assert_matches(got_x0, want_x0, dtype, f"x0_hat on {backend}", TOL[dtype], terms=x0_terms)
+    assert_matches(got_next, want_next, dtype, f"x_next on {backend}", TOL[dtype], terms=next_terms)
+    assert none is None
+    np.testing.assert_array_equal(to_numpy(lone_next), to_numpy(got_next))  # the flag changes no number
+    if clip:
+        assert np.abs(to_numpy(got_x0)).max() <= 1.0
+    if shape[0] >= 3 and not clip:  # sample 1 is an x0-model's: x0_hat is its output, bit for bit
+        np.testing.assert_array_equal(to_numpy(got_x0)[1], to_numpy(args[0])[1])
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_noise_not_read_where_next_from_noise_is_zero(backend, dtype):
+    """A sample whose next_from_noise is 0 gets the same bits whatever its noise holds, NaN included."""
+    skip_float64_on_cuda(backend, dtype)
+    rng = np.random.default_rng(3)
+    shape = (4, 2, 5, 3)
+    out, x, noise = (a.astype(dtype) for a in _step_inputs(rng, shape))
+    coefs = _random_coefs(rng, 4)
+    coefs.next_from_noise[2] = 0.0
+    quiet = coefs.next_from_noise == 0
+    nan_noise = noise.copy()
+    nan_noise[quiet] = np.nan
+    out, x, noise, nan_noise, zeros = to_backend(backend, out, x, noise, nan_noise, np.zeros(shape, dtype))
+    with_noise, without, with_nan = (to_numpy(sampler_step(out, x, z, coefs, backend=backend)[0])
+                                     for z in (noise, zeros, nan_noise))
+    np.testing.assert_array_equal(with_noise[quiet], without[quiet])
+    np.testing.assert_array_equal(with_nan[quiet], without[quiet])
+    assert np.all(with_noise[~quiet] != without[~quiet])
+    np.testing.assert_array_equal(with_nan[~quiet], with_noise[~quiet])
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_noise_may_be_none_only_without_noise_terms(backend, dtype):
+    """noise=None is the zero-noise step where every next_from_noise is 0, and a ValueError otherwise."""
+    skip_float64_on_cuda(backend, dtype)
+    rng = np.random.default_rng(8)
+    shape = (3, 4, 5)
+    out, x, _ = (a.astype(dtype) for a in _step_inputs(rng, shape))
+    coefs = _random_coefs(rng, 3)
+    quiet = coefs._replace(next_from_noise=np.zeros(3))
+    out, x, zeros = to_backend(backend, out, x, np.zeros(shape, dtype))
+    got = sampler_step(out, x, None, quiet, backend=backend)
+    want = sampler_step(out, x, zeros, quiet, backend=backend)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(to_numpy(g), to_numpy(w))
+    with pytest.raises(ValueError, match="noise is None but coefs.next_from_noise is not 0"):
+        sampler_step(out, x, None, coefs, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_each_sample_uses_its_own_coefficients(backend, dtype):
+    """With coefficients that differ between samples, each row is what a batch of that one sample gives, bit
+    for bit. A sample spans two CPU pieces and nine CUDA blocks (n = 8601)."""
+    skip_float64_on_cuda(backend, dtype)
+    rng = np.random.default_rng(9)
+    shape = (3, 3, 61, 47)
+    out, x, noise = to_backend(backend, *(a.astype(dtype) for a in _step_inputs(rng, shape)))
+    coefs = _random_coefs(rng, 3)
+    assert all(len(set(c)) == 3 for c in coefs[:4])
+    whole = [to_numpy(a) for a in sampler_step(out, x, noise, coefs, backend=backend)]
+    for b in range(3):
+        one = sampler_step(out[b:b + 1], x[b:b + 1], noise[b:b + 1], StepCoefs(*(c[b:b + 1] for c in coefs)),
+                           backend=backend)
+        for w, o in zip(whole, one):
+            np.testing.assert_array_equal(w[b], to_numpy(o)[0])
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+def test_sampler_step_bad_input_raises(backend):
+    rng = np.random.default_rng(6)
+    x, noise = to_backend(backend, randn(rng, (2, 3, 4), np.float32), randn(rng, (2, 3, 4), np.float32))
+    coefs = _random_coefs(rng, 2, noiseless=0)
+
+    def s(out=x, x=x, noise=noise, coefs=coefs, clip=True, pred_x0=True):
+        return sampler_step(out, x, noise, coefs, clip, pred_x0, backend=backend)
+
+    def replaced(**changes):
+        return coefs._replace(**changes)
+
+    with pytest.raises(ValueError, match="model_output"):
+        s(out=x[:, :2])
+    with pytest.raises(ValueError, match="noise"):
+        s(noise=noise[:1])
+    with pytest.raises(TypeError, match="noise"):
+        s(noise=noise.astype(np.float64))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        s(out=x.astype(np.int32), x=x.astype(np.int32), noise=noise.astype(np.int32))
+    with pytest.raises(ValueError, match="non-empty"):
+        s(out=x[:0], x=x[:0], noise=noise[:0], coefs=StepCoefs(*(c[:0] for c in coefs)))
+    with pytest.raises(TypeError, match="coefs.next_from_x0 must be float64"):
+        s(coefs=replaced(next_from_x0=coefs.next_from_x0.astype(np.float32)))
+    with pytest.raises(TypeError, match="coefs.x0_from_x must be float64"):
+        s(coefs=replaced(x0_from_x=coefs.x0_from_x.astype(np.int64)))
+    with pytest.raises(ValueError, match=r"coefs.x0_from_out must have shape \(2,\)"):
+        s(coefs=replaced(x0_from_out=np.ones(3)))
+    with pytest.raises(ValueError, match=r"coefs.next_from_noise must have shape \(2,\)"):
+        s(coefs=replaced(next_from_noise=np.ones((2, 1))))
+    with pytest.raises(TypeError, match="coefs.next_from_x must be a"):
+        s(coefs=replaced(next_from_x=[0.5, 0.5]))
+    with pytest.raises(TypeError, match="coefs must be a StepCoefs"):
+        s(coefs=tuple(coefs)[:4])
+    with pytest.raises(TypeError, match="clip_denoised"):
+        s(clip="yes")
+    with pytest.raises(TypeError, match="return_pred_x0"):
+        s(pred_x0=None)
+    with pytest.raises(ValueError, match="noise is None"):
+        s(noise=None)
+    if backend != "numpy":  # the reference takes any layout; the kernels take C-contiguous arrays only
+        with pytest.raises(TypeError, match="contiguous"):
+            s(out=x[:, :, ::-1])
+        with pytest.raises(TypeError, match="contiguous"):
+            s(noise=noise[:, :, ::-1])
+    if backend == "cpu":  # the cpu kernel reads the coefficients in place (cuda copies them to the device)
+        with pytest.raises(TypeError, match="contiguous"):
+            s(coefs=replaced(next_from_x=np.ones(4)[::2]))
+
+
+@pytest.mark.skipif(not backends.available("cpu"), reason="pyddpm._cpu is not built (pip install -e .)")
+def test_cpu_extension_checks_sampler_step_arguments():
+    """Called directly, past the Python checks, the extension still refuses what it would read out of bounds:
+    a coefficient array of the wrong shape, dtype or layout, and a null noise that a sample would read."""
+    x = np.ones((2, 3), np.float32)
+    coefs = _random_coefs(np.random.default_rng(10), 2, noiseless=0)
+    ext = extension("cpu")
+
+    def call(noise=x, coefs=coefs, out=x):
+        return ext.sampler_step(out, x, noise, *coefs, True, True)
+
+    with pytest.raises(ValueError, match=r"noise is None but coefs.next_from_noise is not 0 .*sample 1"):
+        call(noise=None)
+    np.testing.assert_array_equal(call(noise=None, coefs=coefs._replace(next_from_noise=np.zeros(2)))[0],
+                                  call(noise=np.zeros_like(x), coefs=coefs._replace(next_from_noise=np.zeros(2)))[0])
+    with pytest.raises(ValueError, match=r"coefs.x0_from_out must have shape \(2,\)"):
+        call(coefs=coefs._replace(x0_from_out=np.ones(1)))
+    with pytest.raises(TypeError, match="coefs.next_from_noise must be float64"):
+        call(coefs=coefs._replace(next_from_noise=np.ones(2, np.float32)))
+    with pytest.raises(TypeError, match="contiguous"):
+        call(coefs=coefs._replace(next_from_x=np.ones(4)[::2]))
+    with pytest.raises(ValueError, match="model_output must have shape"):
+        call(out=np.ones((2, 4), np.float32))
+    with pytest.raises(TypeError, match="noise must be float32"):
+        call(noise=x.astype(np.float64))
