@@ -6,8 +6,9 @@ x0-model), optionally clipped to the data range, is put into the posterior mean 
 rearranged; tests/test_diffusion.py (test_eps_form_of_the_posterior_mean) shows the two are one number.
 Forming it through x_0 leaves room to clip x_0, as the official code does when sampling.
 
-GaussianDiffusion (the diffusion layer) and the fused reverse step's NumPy reference (pyddpm.ops.p_sample_step)
-both call reverse_mean, so the kernels are tested against the diffusion layer's own formula.
+GaussianDiffusion's p_mean_variance calls reverse_mean; its sampling step (Alg. 2) hands the same formula, as
+the per-sample coefficients of step_coefs, to the fused step of every sampler (pyddpm.ops.sampler_step), and
+tests/test_kernels_diffusion_steps.py checks that the two give one number.
 
 Coefficients here are the tables' values at each sample's t, already gathered: arrays of shape (B, 1, ..., 1)
 that broadcast against the (B, ...) data. The data may be autograd Tensors (only + - * are used), except
@@ -56,3 +57,20 @@ def reverse_mean(model_output, x_t, coefs, mean_type, clip_denoised):
     if clip_denoised:
         pred_x0 = array_module(pred_x0).clip(pred_x0, -1.0, 1.0)
     return posterior_mean(pred_x0, x_t, coefs.posterior_mean_coef1, coefs.posterior_mean_coef2), pred_x0
+
+
+def step_coefs(tables, t, mean_type):
+    """One step of Alg. 2 at indices t (int (B,), 0..T-1) as the five per-sample coefficients of the fused
+    sampler step, float64 (B,) arrays in the order of pyddpm.ops.sampler_step.StepCoefs (tables: a
+    ReverseStepTables of float64 (T,) tables):
+        x0_hat  = sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps     eps-model (Eq. 15); x0_hat = out for "x0"
+        x_{t-1} = coef1_t x0_hat + coef2_t x_t + sigma_t z         Eq. 7's mean at x0_hat, plus the noise
+    with sigma_t = exp(0.5 log sigma_t^2), exactly 0 at index 0 (Alg. 2 line 3: z = 0 at the paper's t = 1).
+    """
+    t = np.asarray(t)
+    if mean_type == "eps":
+        from_x, from_out = tables.sqrt_recip_alphas_cumprod[t], -tables.sqrt_recipm1_alphas_cumprod[t]
+    else:
+        from_x, from_out = np.zeros(t.shape), np.ones(t.shape)
+    sigma = np.where(t == 0, 0.0, np.exp(0.5 * tables.model_log_variance[t]))
+    return from_x, from_out, tables.posterior_mean_coef1[t], tables.posterior_mean_coef2[t], sigma

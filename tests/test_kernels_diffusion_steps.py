@@ -12,6 +12,7 @@ from pyddpm.ops.backend import extension
 from pyddpm.ops.p_sample_step import p_sample_step
 from pyddpm.ops.q_sample import q_sample
 from pyddpm.ops.sampler_step import StepCoefs, sampler_step
+from pyddpm.reverse_step import step_coefs
 
 T = 1000
 # Batch 1, odd sizes, 2-D (B, D) and 1-D (B,) data, 1x1 images, and a sample larger than one CPU piece
@@ -92,46 +93,18 @@ def test_p_sample_step_matches_reference(backend, shape, first, mean_type, clip,
         np.testing.assert_array_equal(to_numpy(got_x0), to_numpy(args[0]))
 
 
-@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_no_noise_at_index_zero(backend, dtype):
-    """Alg. 2: z = 0 at index 0 (paper t = 1): x_prev there is the same bits whatever the noise."""
-    skip_float64_on_cuda(backend, dtype)
-    d = _diffusion()
-    rng = np.random.default_rng(3)
-    shape = (4, 2, 5, 3)
-    out, xt, noise = (randn(rng, shape, dtype) for _ in range(3))
-    t = np.array([0, 1, 0, T - 1])
-    out, xt, noise, zeros = to_backend(backend, out, xt, noise, np.zeros(shape, dtype))
-    with_noise, _ = p_sample_step(out, xt, t, noise, d.step_tables, backend=backend)
-    without, _ = p_sample_step(out, xt, t, zeros, d.step_tables, backend=backend)
-    with_noise, without = to_numpy(with_noise), to_numpy(without)
-    np.testing.assert_array_equal(with_noise[t == 0], without[t == 0])
-    assert np.all(with_noise[t > 0] != without[t > 0])
-    if backend != "numpy":  # the kernels do not even read the noise at index 0
-        noise = to_numpy(noise).copy()
-        noise[t == 0] = np.nan
-        nan_noise, _ = p_sample_step(out, xt, t, *to_backend(backend, noise), d.step_tables, backend=backend)
-        np.testing.assert_array_equal(to_numpy(nan_noise)[t == 0], without[t == 0])
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_references_are_gaussian_diffusions_expressions(dtype):
-    """The references are GaussianDiffusion's expressions, bit for bit: Eq. 4, and the diffusion layer's
-    reverse mean (pyddpm.reverse_step) plus sigma_t z."""
+def test_q_sample_reference_is_gaussian_diffusions_expression(dtype):
+    """q_sample's reference is GaussianDiffusion's Eq. 4, bit for bit (the reverse step: see
+    test_reverse_step_is_gaussian_diffusions_expression)."""
     d = _diffusion("fixedsmall")
     rng = np.random.default_rng(4)
     shape = (5, 3, 4, 4)
-    x0, noise, out = (randn(rng, shape, dtype) for _ in range(3))
+    x0, noise = (randn(rng, shape, dtype) for _ in range(2))
     t = np.array([0, 3, 500, T - 1, 1])
     xt = q_sample(x0, t, noise, d.sqrt_alphas_cumprod, d.sqrt_one_minus_alphas_cumprod, backend="numpy")
     np.testing.assert_array_equal(xt, d._extract(d.sqrt_alphas_cumprod, t, x0) * x0
                                   + d._extract(d.sqrt_one_minus_alphas_cumprod, t, x0) * noise)
-    p = d.p_mean_variance(out, xt, t, clip_denoised=True)
-    x_prev, pred_x0 = p_sample_step(out, xt, t, noise, d.step_tables, backend="numpy")
-    keep = (t > 0).astype(dtype).reshape(-1, 1, 1, 1)
-    np.testing.assert_array_equal(pred_x0, p["pred_x0"])
-    np.testing.assert_array_equal(x_prev, p["mean"] + keep * np.exp(0.5 * p["log_variance"]) * noise)
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
@@ -251,18 +224,28 @@ def _step_inputs(rng, shape):
     return x + 0.3 * randn(rng, shape, np.float64), x, noise
 
 
+# Random per-sample coefficients, and Alg. 2's for each model and variance type (pyddpm.reverse_step.step_coefs).
+KINDS = [("random", None), ("eps", "fixedlarge"), ("eps", "fixedsmall"), ("x0", "fixedlarge"), ("x0", "fixedsmall")]
+
+
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("first", [0, T - 1])
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: "-".join(filter(None, k)))
 @pytest.mark.parametrize("clip", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sampler_step_matches_reference(backend, shape, first, clip, dtype):
+def test_sampler_step_matches_reference(backend, shape, first, kind, clip, dtype):
     skip_float64_on_cuda(backend, dtype)
     rng = np.random.default_rng(sum(shape) + first)
     out, x, noise = _step_inputs(rng, shape)
-    coefs = _random_coefs(rng, shape[0], noiseless=0 if first == 0 else -1)
-    if shape[0] == 1 and first != 0:
-        coefs.next_from_noise[0] = 0.7  # batch 1: one case with noise, one without
+    mean_type, var_type = kind
+    if mean_type == "random":
+        coefs = _random_coefs(rng, shape[0], noiseless=0 if first == 0 else -1)
+        if shape[0] == 1 and first != 0:
+            coefs.next_from_noise[0] = 0.7  # batch 1: one case with noise, one without
+    else:  # index 0 (no noise) and T - 1 both present; an x0-model's output on the data's scale
+        coefs = StepCoefs(*step_coefs(_diffusion(var_type).step_tables, _timesteps(shape[0], rng, first), mean_type))
+        out = out if mean_type == "eps" else randn(rng, shape, np.float64, 1.5)
     want_next, want_x0 = sampler_step(out, x, noise, coefs, clip, backend="numpy")
     args = to_backend(backend, *(a.astype(dtype) for a in (out, x, noise)))
     got_next, got_x0 = sampler_step(*args, coefs, clip, backend=backend)
@@ -275,8 +258,61 @@ def test_sampler_step_matches_reference(backend, shape, first, clip, dtype):
     np.testing.assert_array_equal(to_numpy(lone_next), to_numpy(got_next))  # the flag changes no number
     if clip:
         assert np.abs(to_numpy(got_x0)).max() <= 1.0
-    if shape[0] >= 3 and not clip:  # sample 1 is an x0-model's: x0_hat is its output, bit for bit
-        np.testing.assert_array_equal(to_numpy(got_x0)[1], to_numpy(args[0])[1])
+    x0_model = np.flatnonzero((coefs.x0_from_x == 0) & (coefs.x0_from_out == 1))
+    if not clip:  # an x0-model's sample: x0_hat is its output, bit for bit
+        np.testing.assert_array_equal(to_numpy(got_x0)[x0_model], to_numpy(args[0])[x0_model])
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+@pytest.mark.parametrize("mean_type", ["eps", "x0"])
+@pytest.mark.parametrize("var_type", ["fixedlarge", "fixedsmall"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reverse_step_is_gaussian_diffusions_expression(backend, mean_type, var_type, dtype, restore_backend):
+    """GaussianDiffusion.p_sample (Alg. 2 through sampler_step) is p_mean_variance's mean (Eq. 7 at Eq. 15's
+    x_0, clipped) plus sigma_t z with sigma_t = exp(0.5 log sigma_t^2) from the float64 table, rounded once,
+    and z = 0 at index 0: bit for bit on numpy and cpu (the same products and sums in the same order); on
+    cuda, where the compiler may fuse a product and a sum, to the rounding of the terms."""
+    skip_float64_on_cuda(backend, dtype)
+    d = _diffusion(var_type, mean_type)
+    rng = np.random.default_rng(4)
+    shape = (5, 3, 4, 4)
+    out, xt, noise = (randn(rng, shape, dtype, scale=1.3) for _ in range(3))
+    t = np.array([0, 3, 500, T - 1, 1])
+    p = d.p_mean_variance(out, xt, t, clip_denoised=True)
+    sigma = d._extract(np.exp(0.5 * d.model_log_variance), t, xt) * (t > 0).astype(dtype).reshape(-1, 1, 1, 1)
+    want_next, want_x0 = p["mean"] + sigma * noise, p["pred_x0"]
+    backends.set_backend(backend)
+    got = d.p_sample(*to_backend(backend, out, xt), t, *to_backend(backend, noise))
+    if backend == "cuda":
+        f64 = [a.astype(np.float64) for a in (out, xt, noise)]
+        x0_terms, next_terms = sampler_step_terms(f64[0], f64[1], f64[2],
+                                                  StepCoefs(*step_coefs(d.step_tables, t, mean_type)))
+        assert_matches(got["pred_x0"], want_x0, dtype, "pred_x0", TOL[dtype], terms=x0_terms)
+        assert_matches(got["sample"], want_next, dtype, "sample", TOL[dtype], terms=next_terms)
+    else:
+        np.testing.assert_array_equal(got["pred_x0"], want_x0)
+        np.testing.assert_array_equal(got["sample"], want_next)
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_no_noise_at_index_zero(backend, dtype, restore_backend):
+    """Alg. 2: z = 0 at index 0 (paper t = 1): p_sample there gives the same bits whatever the noise holds, NaN
+    included (its next_from_noise is exactly 0, so the noise is not read)."""
+    skip_float64_on_cuda(backend, dtype)
+    d = _diffusion()
+    rng = np.random.default_rng(3)
+    shape = (4, 2, 5, 3)
+    out, xt, noise = (randn(rng, shape, dtype) for _ in range(3))
+    t = np.array([0, 1, 0, T - 1])
+    nan_noise = noise.copy()
+    nan_noise[t == 0] = np.nan
+    backends.set_backend(backend)
+    out, xt, noise, nan_noise, zeros = to_backend(backend, out, xt, noise, nan_noise, np.zeros(shape, dtype))
+    with_noise, without, with_nan = (to_numpy(d.p_sample(out, xt, t, z)["sample"]) for z in (noise, zeros, nan_noise))
+    np.testing.assert_array_equal(with_noise[t == 0], without[t == 0])
+    np.testing.assert_array_equal(with_nan[t == 0], without[t == 0])
+    assert np.all(with_noise[t > 0] != without[t > 0])
 
 
 @pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)

@@ -9,7 +9,7 @@ once to the data's dtype and reshaped to (B, 1, ..., 1) on the data's array modu
 
 Functions of the model output (p_mean_variance, vb_terms_bpd, training_losses) also accept an
 autograd Tensor in place of an array: they combine it with arrays by + - * ** and .mean only.
-q_sample and p_sample take arrays only and run as fused kernels (pyddpm.ops.q_sample, .p_sample_step) on
+q_sample and p_sample take arrays only and run as fused kernels (pyddpm.ops.q_sample, .sampler_step) on
 the run's backend (pyddpm.ops.backend; numpy unless set).
 """
 
@@ -24,9 +24,9 @@ from pyddpm.autograd import Tensor
 from pyddpm.ops import checks
 from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood as ops_dgll
 from pyddpm.ops.normal_kl import normal_kl as ops_normal_kl
-from pyddpm.ops.p_sample_step import p_sample_step
 from pyddpm.ops.q_sample import q_sample
-from pyddpm.reverse_step import ReverseStepTables, posterior_mean, predict_x0_from_eps, reverse_mean
+from pyddpm.ops.sampler_step import StepCoefs, sampler_step
+from pyddpm.reverse_step import ReverseStepTables, posterior_mean, predict_x0_from_eps, reverse_mean, step_coefs
 
 MEAN_TYPES = ("eps", "x0")
 VAR_TYPES = ("fixedlarge", "fixedsmall")
@@ -177,8 +177,8 @@ class GaussianDiffusion:
         coefs = ReverseStepTables(*(self._extract(table, t, xt) for table in self.step_tables))
         # Eq. 11 (mean_type "eps"): mu_theta = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps_theta),
         # formed as Eq. 7's posterior mean at Eq. 15's x_0: the same number (tests/test_diffusion.py,
-        # test_eps_form_of_the_posterior_mean), with room to clip x_0 in between. The fused reverse step's
-        # reference calls the same function.
+        # test_eps_form_of_the_posterior_mean), with room to clip x_0 in between. p_sample's fused step takes
+        # the same formula as coefficients (pyddpm.reverse_step.step_coefs).
         mean, pred_x0 = reverse_mean(model_output, xt, coefs, self.mean_type, clip_denoised)
         return {"mean": mean, "variance": self._extract(self.model_variance, t, xt),
                 "log_variance": coefs.model_log_variance, "pred_x0": pred_x0}
@@ -193,11 +193,12 @@ class GaussianDiffusion:
         return {"sample": sample, "pred_x0": pred_x0}
 
     def _reverse_step(self, model_output, xt, t, noise, clip_denoised, return_pred_x0):
-        """(x_{t-1}, pred_x0 or None) from the fused kernel; the loop skips pred_x0 to save its write."""
+        """(x_{t-1}, pred_x0 or None) from the fused kernel; the loop skips pred_x0 to save its write. Each
+        sample's coefficients come from the float64 tables at its own t (pyddpm.reverse_step.step_coefs)."""
         t = self._timesteps(t, xt)
         model_output, xt, noise = self._kernel_arrays(model_output, xt, noise)
-        return p_sample_step(model_output, xt, t, noise, self.step_tables, self.mean_type, clip_denoised,
-                             return_pred_x0)
+        coefs = StepCoefs(*step_coefs(self.step_tables, t, self.mean_type))
+        return sampler_step(model_output, xt, noise, coefs, clip_denoised, return_pred_x0)
 
     def p_sample_loop(self, model_fn, shape, rng, progress=True, clip_denoised=True, dtype=np.float32, xp=np):
         """Alg. 2: x_T ~ N(0, I), then p_sample for indices T-1..0. Returns x_0, shape ``shape``, on ``xp``.
