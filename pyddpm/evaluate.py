@@ -30,7 +30,7 @@ from pyddpm.image_grid import save_side_by_side
 from pyddpm.inception import inception_scores
 from pyddpm.inception import requirements as inception_requirements
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
-from pyddpm.sample import check_counts
+from pyddpm.sampling import check_counts
 from pyddpm.scoring import format_table, score_samples
 from pyddpm.train.builders import load_trained, model_fn_arrays, run_config
 

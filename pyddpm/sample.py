@@ -1,7 +1,11 @@
-"""python -m pyddpm.sample: draw images from a trained run with ancestral sampling (Alg. 2, Ho et al. 2020).
+"""python -m pyddpm.sample: draw images from a trained run with any sampler of pyddpm.diffusion.samplers.
 
-Uses the EMA weights, as the paper's samples do. Writes a PNG grid and, with --npz, the raw samples.
-Image i of a seed is the same at any --batch-size: its noise comes from its own generator (seed, i).
+The default is Alg. 2 of Ho et al. 2020 (ancestral sampling) over all T steps, with the EMA weights, as the
+paper's samples. --sampler and --steps pick another sampler and its number of steps K; --trajectory writes
+each image's x_t and predicted x_0 (Eq. 15) along the way, --interpolate decodes mixtures of two test images
+through x_t (Fig. 8); both as PNG strips (pyddpm/strips.py). Writes a PNG and, with --npz, the raw samples.
+Image i of a seed is the same at any --batch-size (its noise comes from its own generator (seed, i)), except
+with --sampler pc, whose Langevin step size is shared by the batch.
 """
 
 import argparse
@@ -10,52 +14,36 @@ import sys
 import numpy as np
 
 import pyddpm
-from pyddpm.arrays import to_host
-from pyddpm.autograd import no_grad
 from pyddpm.checkpoint import CheckpointError
 from pyddpm.command import run
-from pyddpm.data import to_uint8
-from pyddpm.diffusion.noise import PerSampleNoise
+from pyddpm.data import DataError
+from pyddpm.diffusion.samplers import SAMPLERS
 from pyddpm.fileio import atomic_open, check_output_file
 from pyddpm.image_grid import save_image_grid
-from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
-from pyddpm.train.builders import load_trained, model_fn_arrays
-
-
-def check_counts(**flags):
-    """ValueError naming the flag for a count below its minimum: n, batch_size >= 1; seed >= 0."""
-    for name, value in flags.items():
-        low = 0 if name == "seed" else 1
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
-
-
-def sample(ckpt, n, seed=0, batch_size=64, weights="ema", progress=True):
-    """Returns uint8 samples (n, C, H, W) from the run in ``ckpt``; image i depends on (seed, i) only."""
-    check_counts(n=n, seed=seed, batch_size=batch_size)
-    cfg, model, diffusion, meta = load_trained(ckpt, weights)
-    # Allocated first, as the batch itself would be: a batch too large for memory fails here, at once.
-    np.empty((min(n, batch_size), *meta["image_shape"]), np.float32)
-    chunks = []
-    with no_grad():
-        for start in range(0, n, batch_size):
-            count = min(batch_size, n - start)
-            x = diffusion.p_sample_loop(model_fn_arrays(model), (count, *meta["image_shape"]),
-                                        PerSampleNoise(seed, start, count), progress=progress, xp=array_library())
-            x = to_host(x)
-            if not np.isfinite(x).all():
-                raise ValueError(f"{ckpt}: sampling gave inf or NaN values (images {start}..{start + count - 1})")
-            chunks.append(to_uint8(x))
-    return np.concatenate(chunks)
+from pyddpm.ops.backend import BackendUnavailable, set_backend
+from pyddpm.sampling import check_counts, sample
+from pyddpm.strips import interpolation_strip, trajectory_strip
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m pyddpm.sample", description=__doc__)
     p.add_argument("--ckpt", required=True, help="run folder (or its checkpoint.json)")
-    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
-    p.add_argument("--out", default="samples.png", help="PNG grid to write (default samples.png)")
+    p.add_argument("--n", type=int, help="number of images (default 64; 8 for --trajectory and --interpolate, "
+                                         "where it counts rows)")
+    p.add_argument("--out", default="samples.png", help="PNG to write (default samples.png)")
     p.add_argument("--npz", help="also write the samples as uint8 (N, C, H, W) under key 'images'")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sampler", choices=list(SAMPLERS), default="ancestral",
+                   help="ancestral (Alg. 2, default), ddim, langevin (one noise level), annealed-langevin, sde "
+                        "(Euler-Maruyama on the reverse SDE), pc (predictor-corrector), ode (probability flow, Heun)")
+    p.add_argument("--steps", type=int, help="K, the sampler's number of steps, 1..T (default T)")
+    p.add_argument("--eta", type=float, help="DDIM's eta >= 0 (default 0, deterministic; 1 is ancestral with "
+                                             "beta-tilde)")
+    p.add_argument("--trajectory", action="store_true",
+                   help="write, for each image, x_t and the predicted x_0 at 10 points of the sampling as a strip")
+    p.add_argument("--interpolate", type=int, nargs="?", const=500, metavar="T",
+                   help="write interpolations between pairs of test images, encoded to x_t at index T (default "
+                        "500) and decoded by Alg. 2, one strip per pair")
     p.add_argument("--backend", choices=["auto", "numpy", "cpu", "cuda"], default="auto",
                    help="where the kernels run (auto: cuda, else cpu if built, else numpy)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -65,17 +53,34 @@ def main(argv=None):
     pyddpm.tune_process()
 
     def work():
-        check_counts(n=args.n, seed=args.seed, batch_size=args.batch_size)
+        strip = args.trajectory or args.interpolate is not None
+        n = args.n if args.n is not None else (8 if strip else 64)
+        check_counts(n=n, seed=args.seed, batch_size=args.batch_size)
+        if args.trajectory and args.interpolate is not None:
+            raise ValueError("--trajectory and --interpolate write different strips: pick one")
+        if strip and args.npz:
+            raise ValueError("--npz writes samples: not with --trajectory or --interpolate")
+        if args.interpolate is not None and (args.sampler != "ancestral" or args.eta is not None):
+            raise ValueError("--interpolate decodes with Alg. 2 (--sampler ancestral) and takes no --eta")
         check_output_file(args.out, "--out")
         if args.npz:
             check_output_file(args.npz, "--npz")
         set_backend(args.backend)
-        return sample(args.ckpt, args.n, args.seed, args.batch_size, args.weights)
+        if args.trajectory:
+            return trajectory_strip(args.ckpt, n, args.seed, args.batch_size, args.weights, True, args.sampler,
+                                    args.steps, args.eta)
+        if args.interpolate is not None:
+            return interpolation_strip(args.ckpt, n, args.interpolate, args.seed, args.weights, True, args.steps)
+        return sample(args.ckpt, n, args.seed, args.batch_size, args.weights, True, args.sampler, args.steps,
+                      args.eta)
 
-    images, code = run(work, (BackendUnavailable, CheckpointError, ValueError))
+    images, code = run(work, (BackendUnavailable, CheckpointError, DataError, ValueError))
     if code:
         return code
-    save_image_grid(args.out, images)
+    if isinstance(images, tuple):  # a strip: (images, images per row)
+        save_image_grid(args.out, images[0], nrow=images[1])
+    else:
+        save_image_grid(args.out, images)
     print(f"wrote {args.out}")
     if args.npz:
         with atomic_open(args.npz) as f:

@@ -12,7 +12,7 @@ import numpy as np
 
 from pyddpm.data import load_data
 from pyddpm.metrics import METRICS, Scorer, check_samples, load_or_train, reference_rows
-from pyddpm.sample import sample
+from pyddpm.sampling import sample
 
 
 def load_samples_npz(path):

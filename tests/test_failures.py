@@ -15,6 +15,7 @@ import pytest
 
 from pyddpm import evaluate as evaluate_cli
 from pyddpm import sample as sample_cli
+from pyddpm import sampling, strips
 from pyddpm.checkpoint import load_checkpoint, save_checkpoint
 from pyddpm.data import DataError, load_data
 from pyddpm.data.mnist import read_idx
@@ -275,7 +276,8 @@ def test_sampling_or_evaluating_inf_weights_is_refused(tmp_path, diverged, capsy
 
 
 def test_sample_and_evaluate_refuse_a_folder_as_out_before_working(tmp_path, trained, capsys, monkeypatch):
-    monkeypatch.setattr(sample_cli, "load_trained", lambda *a: pytest.fail("sampled before checking --out"))
+    for module in (sampling, strips):
+        monkeypatch.setattr(module, "load_trained", lambda *a: pytest.fail("sampled before checking --out"))
     monkeypatch.setattr(evaluate_cli, "load_trained", lambda *a: pytest.fail("evaluated before checking --out"))
     assert sample_cli.main(["--ckpt", str(trained), "--out", str(tmp_path)]) == 2
     assert "--out" in capsys.readouterr().err

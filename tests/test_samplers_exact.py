@@ -24,8 +24,8 @@ ancestral_module, ddim_module, langevin_module, ode_module, sde_module = (
     importlib.import_module(f"pyddpm.diffusion.samplers.{name}") for name in ("ancestral", "ddim", "langevin", "ode",
                                                                              "sde"))
 # The originals, kept before any test replaces them.
-DDIM_COEFS, EULER_MARUYAMA_COEFS, EULER_COEFS = (ddim_module.ddim_coefs, sde_module.euler_maruyama_coefs,
-                                                 ode_module.euler_coefs)
+DDIM_COEFS, EULER_MARUYAMA_COEFS, HEUN_COEFS = (ddim_module.ddim_coefs, sde_module.euler_maruyama_coefs,
+                                                ode_module.heun_coefs)
 
 N = 4000
 DIFFUSION = GaussianDiffusion(make_beta_schedule("linear", 1000))
@@ -134,10 +134,9 @@ def _sde_noise(abar_i, abar_j, last):
     return x0, from_x, noise * math.sqrt(2.0)
 
 
-def _ode_full_score(abar_i, dtau):
-    x0, from_x, _ = EULER_COEFS(abar_i, dtau)
-    from_x0, score_x = score_coefs(abar_i)
-    return 2 * x0, from_x + 0.5 * dtau * score_x, 0.0  # the SDE's drift -1/2 x - s without its noise
+def _heun_without_rescaling(abar_i, abar_j):
+    x0, from_x, from_x_i = HEUN_COEFS(abar_i, abar_j)
+    return x0, from_x, 0.5  # x_i taken as x~_i, without its 1/sqrt(abar_i) scale
 
 
 # (config, module, attribute, replacement): one changed sign or coefficient each.
@@ -148,7 +147,7 @@ MUTATIONS = [
     ("sde", sde_module, "euler_maruyama_coefs", _sde_drift_sign),
     ("pc", sde_module, "euler_maruyama_coefs", _sde_noise),
     ("pc", sde_module, "langevin_coefs", _seed_pairing),
-    ("ode", ode_module, "euler_coefs", _ode_full_score),
+    ("ode", ode_module, "heun_coefs", _heun_without_rescaling),
     ("annealed-langevin", langevin_module, "langevin_coefs", _seed_pairing),
 ]
 

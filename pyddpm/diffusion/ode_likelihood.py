@@ -7,7 +7,9 @@ the data to the prior, and the instantaneous change of variables (Chen et al. 20
 so div s = score_from_x0 (from_x D + from_out div out) + score_from_x D, and div out = E_v[v^T (d out/dx) v]
 (Hutchinson 1989) with a Rademacher probe v, one per sample, fixed along the path (FFJORD). The path and the
 integral are solved together with Heun's method on K evenly spaced chain indices from 0 up to T-1, starting
-from x_0 at index 0 (abar_0 = 1 - beta_1, as score_sde starts at t = eps).
+from x_0 at index 0 (abar_0 = 1 - beta_1, as score_sde starts at t = eps). Run forwards from the data, Heun's
+second stage is evaluated at the larger tau, so the stiffness that makes the sampler step in other variables
+(pyddpm.diffusion.samplers.ode) does not arise here.
 
 Bits/dim for 8-bit data in [-1, 1] (the values k / 127.5 - 1): uniform dequantisation within each value's bin of
 width 2/255 (the bins of Eq. 13), y = x_0 + u 2/255 with u ~ U(-1/2, 1/2)^D, bounds the discrete NLL,

@@ -34,10 +34,12 @@ def ancestral(model_fn, diffusion, shape, rng, steps=None, *, clip_denoised=True
     return x
 
 
-def interpolate(model_fn, diffusion, x_a, x_b, index, lambdas, rng, *, clip_denoised=True, progress=True, xp=np):
+def interpolate(model_fn, diffusion, x_a, x_b, index, lambdas, rng, *, steps=None, clip_denoised=True, progress=True,
+                xp=np):
     """Fig. 8 of Ho et al. 2020: encode x_a and x_b (C, H, W) to x_t by q (Eq. 4, each with its own noise),
-    decode (1 - lam) x_t^a + lam x_t^b for each lam in ``lambdas`` by Alg. 2 from ``index`` down, with one
-    reverse-noise stream for every lam (the images differ only by lam). Returns (len(lambdas), C, H, W)."""
+    decode (1 - lam) x_t^a + lam x_t^b for each lam in ``lambdas`` by Alg. 2 from ``index`` down (over K =
+    ``steps`` of the indices index..0, default all), with one reverse-noise stream for every lam (the images
+    differ only by lam). Returns (len(lambdas), C, H, W)."""
     x_a, x_b = (xp.asarray(v, dtype=np.float32)[None] for v in (x_a, x_b))
     t = np.full(1, int(index), dtype=np.int64)
     xt_a = diffusion.q_sample(x_a, t, draw(rng, x_a.shape, np.float32, xp))
@@ -46,7 +48,7 @@ def interpolate(model_fn, diffusion, x_a, x_b, index, lambdas, rng, *, clip_deno
     start = (1 - lam) * xt_a + lam * xt_b
     # One stream for every image: each draw is repeated across the lambdas.
     shared = _Repeated(rng, len(lambdas))
-    return ancestral(model_fn, diffusion, start.shape, shared, clip_denoised=clip_denoised, progress=progress,
+    return ancestral(model_fn, diffusion, start.shape, shared, steps, clip_denoised=clip_denoised, progress=progress,
                      xp=xp, x_start=xp.ascontiguousarray(start), start_index=index)
 
 
