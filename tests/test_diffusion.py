@@ -443,3 +443,27 @@ def test_bound_on_the_cpu_kernels_matches_numpy():
         results[name] = diffusion.calc_bpd_loop(model_fn, x0, np.random.default_rng(0), progress=False)
     for key in ("total_bpd", "prior_bpd", "vb_terms"):
         np.testing.assert_allclose(results["cpu"][key], results["numpy"][key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("mean_type", ["eps", "x0"])
+def test_dsm_is_l_simple_with_the_seeds_weight(mean_type):
+    """The seed's DSM objective 1/2 ||s_theta - grad log q(x_t | x_0)||^2 (003_b3aca02c5cb86363.txt) on the score
+    s_theta = -eps_theta / sqrt(1 - abar_t) is L_simple's term (Eq. 14) times 1 / (2 (1 - abar_t)); on an
+    x0-model's score it is the x_0 MSE times abar_t / (2 (1 - abar_t)^2). Per sample, arrays and Tensors alike."""
+    from pyddpm.autograd import Tensor
+
+    rng = np.random.default_rng(11)
+    t = np.array([0, 1, 10, 50, 99, 99])
+    x0, noise = _data(rng, (6, 2, 3, 3)), rng.normal(size=(6, 2, 3, 3))
+    output = rng.normal(size=x0.shape)
+    losses = {kind: GaussianDiffusion(_diffusion().betas, mean_type=mean_type, loss_type=kind)
+              .training_losses(lambda xt, tt: output, x0, t, noise)["loss"] for kind in ("simple", "dsm")}
+    abar = _diffusion().alphas_cumprod[t]
+    weight = 1 / (2 * (1 - abar)) if mean_type == "eps" else abar / (2 * (1 - abar) ** 2)
+    np.testing.assert_allclose(losses["dsm"], weight * losses["simple"], rtol=1e-10)
+    d = GaussianDiffusion(_diffusion().betas, mean_type=mean_type, loss_type="dsm")
+    param = Tensor(output, requires_grad=True)
+    as_tensor = d.training_losses(lambda xt, tt: param, x0, t, noise)["loss"]
+    np.testing.assert_allclose(as_tensor.data, losses["dsm"], rtol=1e-12)
+    as_tensor.sum().backward()
+    assert param.grad is not None and np.isfinite(param.grad).all() and np.abs(param.grad).max() > 0

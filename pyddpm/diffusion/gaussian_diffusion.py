@@ -26,11 +26,12 @@ from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_
 from pyddpm.ops.normal_kl import normal_kl as ops_normal_kl
 from pyddpm.ops.q_sample import q_sample
 from pyddpm.ops.sampler_step import StepCoefs, sampler_step
+from pyddpm.diffusion.score import score
 from pyddpm.reverse_step import ReverseStepTables, posterior_mean, predict_x0_from_eps, reverse_mean, step_coefs
 
 MEAN_TYPES = ("eps", "x0")
 VAR_TYPES = ("fixedlarge", "fixedsmall")
-LOSS_TYPES = ("simple", "kl")
+LOSS_TYPES = ("simple", "kl", "dsm")
 
 
 def _mean_flat(v):
@@ -61,7 +62,8 @@ class GaussianDiffusion:
     mean_type: "eps" (the model predicts the noise, Eq. 11) or "x0" (it predicts x_0 directly).
     var_type: "fixedlarge" (sigma_t^2 = beta_t, with beta-tilde at index 0 so the decoder is finite,
       as the official CIFAR-10 run) or "fixedsmall" (sigma_t^2 = beta-tilde_t, Eq. 7).
-    loss_type: "simple" (unweighted MSE, Eq. 14) or "kl" (the bound term at the sampled t, Eq. 5).
+    loss_type: "simple" (unweighted MSE, Eq. 14), "kl" (the bound term at the sampled t, Eq. 5) or "dsm"
+      (denoising score matching on the model's score, pyddpm.diffusion.score).
     """
 
     def __init__(self, betas, mean_type="eps", var_type="fixedlarge", loss_type="simple"):
@@ -245,7 +247,12 @@ class GaussianDiffusion:
         x_t = q_sample(x0, t, noise); model_fn(x_t, t) is the model output (an array or a Tensor).
         loss_type "simple": mean over the non-batch dims of (target - output)^2, target = noise for
         "eps" (Eq. 14, Alg. 1) or x0 for "x0" (predict-data training). loss_type "kl": the bound term
-        vb_terms_bpd at t without clipping (Eq. 5). Returns dict: loss (B,), and mse or vb (B,).
+        vb_terms_bpd at t without clipping (Eq. 5). loss_type "dsm": the seed's denoising score matching
+        objective at the noise level of t (seed 003_b3aca02c5cb86363.txt, "DSM Objective"; Vincent 2011),
+        1/2 ||s_theta(x_t, t) - grad log q(x_t | x_0)||^2 averaged over the dims, with the target score
+        -noise / sqrt(1 - abar_t): for an eps-model it is L_simple's term times 1 / (2 (1 - abar_t))
+        (tests/test_diffusion.py, test_dsm_is_l_simple_with_the_seeds_weight). Returns dict: loss (B,), and
+        mse, vb or dsm (B,).
         """
         xt = self.q_sample(x0, t, noise)
         model_output = model_fn(xt, t)
@@ -254,6 +261,10 @@ class GaussianDiffusion:
             target = noise if self.mean_type == "eps" else x0
             mse = _mean_flat((target - model_output) ** 2)
             return {"loss": mse, "mse": mse}
+        if self.loss_type == "dsm":
+            target = noise * self._extract(-1.0 / self.sqrt_one_minus_alphas_cumprod, t, xt)
+            dsm = _mean_flat(0.5 * (score(self, model_output, xt, t) - target) ** 2)
+            return {"loss": dsm, "dsm": dsm}
         vb = self.vb_terms_bpd(model_output, x0, xt, t, clip_denoised=False)["output"]
         return {"loss": vb, "vb": vb}
 
