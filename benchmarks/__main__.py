@@ -22,7 +22,7 @@ from benchmarks.e2e.bench import bench
 from benchmarks.harness import run_cases, torch_or_none
 from benchmarks.machine import describe
 
-KERNELS = ("group_norm", "attention", "q_sample", "p_sample_step", "discretized_gaussian_log_likelihood",
+KERNELS = ("group_norm", "attention", "q_sample", "sampler_step", "discretized_gaussian_log_likelihood",
            "normal_kl", "im2col", "winograd")
 
 

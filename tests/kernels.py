@@ -44,8 +44,8 @@ def assert_matches(got, want, dtype, name, rtol, atol=0.0, scaled=True, terms=No
     where want has them, and the finite values within rtol, and atol times the largest finite magnitude of
     want (at least 1: sums of many terms, such as a gradient over a batch, scale their rounding with it);
     with scaled=False, atol as it is. With ``terms`` (an array like want: for each element the sum of the
-    magnitudes of the terms that make it, see step_terms) the bound is rtol * terms, element by element, so
-    a result that cancels to near zero is held to its terms' rounding, not to its own size."""
+    magnitudes of the terms that make it, see sampler_step_terms) the bound is rtol * terms, element by
+    element, so a result that cancels to near zero is held to its terms' rounding, not to its own size."""
     got, want = to_numpy(got), np.asarray(want)
     assert got.dtype == dtype, f"{name}: {got.dtype}, want {np.dtype(dtype)}"
     assert got.shape == want.shape, f"{name}: shape {got.shape}, want {want.shape}"
@@ -93,20 +93,6 @@ def _at(table, t, like):
 def q_sample_terms(x0, noise, t, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod):
     """The sum of the terms' magnitudes behind each element of q_sample's output (Eq. 4), (B, ...)."""
     return _at(sqrt_alphas_cumprod, t, x0) * np.abs(x0) + _at(sqrt_one_minus_alphas_cumprod, t, x0) * np.abs(noise)
-
-
-def step_terms(model_output, x_t, noise, t, tables, mean_type):
-    """The sums of the terms' magnitudes behind p_sample_step's outputs (Alg. 2), per element: (pred_x0's,
-    x_prev's) at indices t (B,) with a ReverseStepTables; the arrays (B, ...) in float64."""
-    def at_t(table):
-        return _at(table, t, x_t)
-    x0_terms = (at_t(tables.sqrt_recip_alphas_cumprod) * np.abs(x_t)
-                + at_t(tables.sqrt_recipm1_alphas_cumprod) * np.abs(model_output)
-                if mean_type == "eps" else np.abs(model_output))
-    sigma = np.where(_at(t, slice(None), x_t) > 0, np.exp(0.5 * at_t(tables.model_log_variance)), 0.0)
-    prev_terms = (at_t(tables.posterior_mean_coef1) * x0_terms + at_t(tables.posterior_mean_coef2) * np.abs(x_t)
-                  + sigma * np.abs(noise))
-    return x0_terms, prev_terms
 
 
 def sampler_step_terms(model_output, x, noise, coefs):

@@ -24,7 +24,7 @@ def kernel_module(name):
 
 
 def test_every_kernel_has_a_module():
-    assert set(KERNELS) >= {"group_norm", "attention", "q_sample", "p_sample_step",
+    assert set(KERNELS) >= {"group_norm", "attention", "q_sample", "sampler_step",
                             "discretized_gaussian_log_likelihood", "normal_kl", "im2col"}
 
 

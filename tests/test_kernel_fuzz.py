@@ -33,7 +33,6 @@ from pyddpm.ops.group_norm import group_norm, group_norm_backward
 from pyddpm.ops.im2col import col2im, im2col
 from pyddpm.ops.im2col_rows import col2im_rows, im2col_rows, nchw_to_rows, rows_to_nchw
 from pyddpm.ops.normal_kl import normal_kl
-from pyddpm.ops.p_sample_step import p_sample_step
 from pyddpm.ops.q_sample import q_sample
 from pyddpm.ops.sampler_step import StepCoefs, sampler_step
 from pyddpm.ops.winograd import winograd_input, winograd_input_grad, winograd_output, winograd_output_grad
@@ -43,10 +42,8 @@ F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 ERRORS = (TypeError, ValueError, MemoryError)
 BAD_DTYPES = ("float16", "int32", "int64", "complex64", "bool", "object")
 TOL = {F32: 1e-4, F64: 1e-9}  # relative, and absolute times the reference's largest finite magnitude
-TABLES = ("sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_mean_coef1",
-          "posterior_mean_coef2", "model_log_variance")
 COEFS = StepCoefs._fields
-FIXED_DTYPE = {"t", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod", *TABLES, *COEFS}  # int64, float64 always
+FIXED_DTYPE = {"t", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod", *COEFS}  # int64 and float64 always
 
 
 # --- Random valid inputs ------------------------------------------------------------------------------
@@ -124,21 +121,6 @@ def make_q_sample(rng, dt):
     abar = np.cumprod(1.0 - rng.uniform(0.01, 0.2, T))
     return dict(x0=_randn(rng, shape, dt), t=_timesteps(rng, shape[0], T), noise=_randn(rng, shape, dt),
                 sqrt_alphas_cumprod=np.sqrt(abar), sqrt_one_minus_alphas_cumprod=np.sqrt(1.0 - abar))
-
-
-def make_p_sample_step(rng, dt):
-    shape = (_batch(rng),) + tuple(_n(rng) for _ in range(_n(rng, 0, 3)))
-    T = _n(rng, 2, 8)
-    tables = dict(zip(TABLES, (rng.uniform(1.0, 3.0, T), rng.uniform(0.0, 3.0, T), rng.uniform(0.0, 1.0, T),
-                               rng.uniform(0.0, 1.0, T), rng.uniform(-8.0, 0.0, T))))
-    return dict(model_output=_randn(rng, shape, dt), x_t=_randn(rng, shape, dt), t=_timesteps(rng, shape[0], T),
-                noise=_randn(rng, shape, dt), **tables, mean_type=str(rng.choice(["eps", "x0"])),
-                clip_denoised=bool(rng.random() < 0.5), return_pred_x0=bool(rng.random() < 0.7))
-
-
-def call_p_sample_step(backend, a):
-    return p_sample_step(a["model_output"], a["x_t"], a["t"], a["noise"], tuple(a[n] for n in TABLES),
-                         a["mean_type"], a["clip_denoised"], a["return_pred_x0"], backend=backend)
 
 
 def make_sampler_step(rng, dt):
@@ -445,11 +427,6 @@ KERNELS = [
                         ("sqrt_one_minus_alphas_cumprod", 0)],
            empty=lambda rng, a: {**a, "x0": a["x0"][:0], "noise": a["noise"][:0], "t": a["t"][:0]},
            scalars=[("t", np.array([-1]), ValueError), ("t", "t", TypeError)]),
-    Kernel("p_sample_step", None, make_p_sample_step, call=call_p_sample_step,
-           constrained=[("x_t", 0), ("model_output", 0), ("noise", 0), ("t", 0)] + [(n, 0) for n in TABLES],
-           empty=lambda rng, a: {**a, **{n: a[n][:0] for n in ("model_output", "x_t", "noise", "t")}},
-           scalars=[("mean_type", "v", ValueError), ("clip_denoised", "yes", TypeError),
-                    ("return_pred_x0", None, TypeError)]),
     Kernel("sampler_step", None, make_sampler_step, call=call_sampler_step,
            constrained=[("x", 0), ("model_output", 0), ("noise", 0)] + [(n, 0) for n in COEFS],
            empty=lambda rng, a: {**a, **{n: None if a[n] is None else a[n][:0]

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 
 from kernels import (FAST_BACKENDS, assert_matches, q_sample_terms, randn, sampler_step_terms, skip_float64_on_cuda,
-                     step_terms, to_backend, to_numpy)
+                     to_backend, to_numpy)
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.ops import backend as backends
 from pyddpm.ops.backend import extension
-from pyddpm.ops.p_sample_step import p_sample_step
 from pyddpm.ops.q_sample import q_sample
 from pyddpm.ops.sampler_step import StepCoefs, sampler_step
 from pyddpm.reverse_step import step_coefs
@@ -61,38 +60,6 @@ def test_q_sample_matches_reference(backend, shape, first, dtype):
                    terms=q_sample_terms(x0, noise, t, *tables))
 
 
-@pytest.mark.parametrize("backend", FAST_BACKENDS)
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("first", [0, T - 1])
-@pytest.mark.parametrize("mean_type", ["eps", "x0"])
-@pytest.mark.parametrize("clip", [True, False])
-@pytest.mark.parametrize("var_type", ["fixedlarge", "fixedsmall"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_p_sample_step_matches_reference(backend, shape, first, mean_type, clip, var_type, dtype):
-    skip_float64_on_cuda(backend, dtype)
-    d = _diffusion(var_type, mean_type)
-    rng = np.random.default_rng(sum(shape) + first)
-    xt, noise = randn(rng, shape, np.float64, scale=1.2), randn(rng, shape, np.float64)
-    # eps outputs near x_t make pred_x0 = r x_t - rm1 eps both inside and outside [-1, 1] at every t.
-    out = xt + 0.3 * randn(rng, shape, np.float64) if mean_type == "eps" else randn(rng, shape, np.float64, 1.5)
-    t = _timesteps(shape[0], rng, first)
-    tb = d.step_tables
-    want_prev, want_x0 = p_sample_step(out, xt, t, noise, tb, mean_type, clip, backend="numpy")
-    args = to_backend(backend, *(a.astype(dtype) for a in (out, xt, noise)))
-    got_prev, got_x0 = p_sample_step(args[0], args[1], t, args[2], tb, mean_type, clip, backend=backend)
-    lone_prev, none = p_sample_step(args[0], args[1], t, args[2], tb, mean_type, clip, False, backend=backend)
-
-    x0_terms, prev_terms = step_terms(out, xt, noise, t, tb, mean_type)
-    assert_matches(got_x0, want_x0, dtype, f"pred_x0 on {backend}", TOL[dtype], terms=x0_terms)
-    assert_matches(got_prev, want_prev, dtype, f"x_prev on {backend}", TOL[dtype], terms=prev_terms)
-    assert none is None
-    np.testing.assert_array_equal(to_numpy(lone_prev), to_numpy(got_prev))  # the flag changes no number
-    if clip:
-        assert np.abs(to_numpy(got_x0)).max() <= 1.0
-    if mean_type == "x0" and not clip:
-        np.testing.assert_array_equal(to_numpy(got_x0), to_numpy(args[0]))
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_q_sample_reference_is_gaussian_diffusions_expression(dtype):
     """q_sample's reference is GaussianDiffusion's Eq. 4, bit for bit (the reverse step: see
@@ -132,7 +99,7 @@ def test_gaussian_diffusion_runs_on_the_default_backend(backend, restore_backend
 
 
 @pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
-def test_bad_input_raises(backend):
+def test_q_sample_bad_input_raises(backend):
     d = _diffusion()
     rng = np.random.default_rng(6)
     x, noise = to_backend(backend, randn(rng, (2, 3, 4), np.float32), randn(rng, (2, 3, 4), np.float32))
@@ -142,25 +109,16 @@ def test_bad_input_raises(backend):
     def q(x=x, t=t, noise=noise, tables=qt):
         return q_sample(x, t, noise, *tables, backend=backend)
 
-    def p(t=t, out=x, mean_type="eps"):
-        return p_sample_step(out, x, t, noise, d.step_tables, mean_type, backend=backend)
-
     for bad_t in (np.array([0, T]), np.array([-1, 0])):
         with pytest.raises(ValueError, match="t must lie in"):
             q(t=bad_t)
-        with pytest.raises(ValueError, match="t must lie in"):
-            p(t=bad_t)
     for bad_t in (t.astype(np.int32), t.astype(np.float64)):
         with pytest.raises(TypeError, match="t must be int64"):
             q(t=bad_t)
-        with pytest.raises(TypeError, match="t must be int64"):
-            p(t=bad_t)
     with pytest.raises(ValueError, match="t must have shape"):
         q(t=np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="noise"):
         q(noise=noise[:1])
-    with pytest.raises(ValueError, match="model_output"):
-        p(out=x[:, :2])
     with pytest.raises(TypeError, match="noise"):
         q(noise=noise.astype(np.float64))
     with pytest.raises(TypeError, match="float32 or float64"):
@@ -175,13 +133,9 @@ def test_bad_input_raises(backend):
         q(tables=(qt[0].astype(np.float32), qt[1]))
     with pytest.raises(ValueError, match="table 1"):
         q(tables=(qt[0], qt[1][:-1]))
-    with pytest.raises(ValueError, match="mean_type"):
-        p(mean_type="v")
     if backend != "numpy":  # the reference takes any layout; the kernels take C-contiguous arrays only
         with pytest.raises(TypeError, match="contiguous"):
             q(x=x[:, :, ::-1])
-        with pytest.raises(TypeError, match="contiguous"):
-            p(out=x[:, :, ::-1])
 
 
 @pytest.mark.skipif(not backends.available("cpu"), reason="pyddpm._cpu is not built (pip install -e .)")
@@ -193,8 +147,6 @@ def test_cpu_extension_checks_t_itself():
     for bad_t in (np.array([0, T]), np.array([-1, 0])):
         with pytest.raises(ValueError, match=r"t\[\d\] = -?\d+ is outside"):
             ext.q_sample(x, bad_t, x, d.sqrt_alphas_cumprod, d.sqrt_one_minus_alphas_cumprod)
-        with pytest.raises(ValueError, match=r"t\[\d\] = -?\d+ is outside"):
-            ext.p_sample_step(x, x, bad_t, x, *d.step_tables, True, True, True)
     with pytest.raises(TypeError, match="t must be int64"):
         ext.q_sample(x, np.array([0, 1], np.int32), x, d.sqrt_alphas_cumprod, d.sqrt_one_minus_alphas_cumprod)
     with pytest.raises(ValueError, match="sqrt_one_minus_alphas_cumprod"):

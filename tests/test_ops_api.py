@@ -5,8 +5,9 @@ import pytest
 
 import pyddpm.ops as ops
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
+from pyddpm.reverse_step import step_coefs
 
-NAMES = ["group_norm", "group_norm_backward", "attention", "attention_backward", "q_sample", "p_sample_step",
+NAMES = ["group_norm", "group_norm_backward", "attention", "attention_backward", "q_sample", "sampler_step",
          "discretized_gaussian_log_likelihood", "normal_kl", "adam_ema"]
 
 
@@ -31,8 +32,9 @@ def test_calls_through_the_package_match_the_references():
     d = GaussianDiffusion(make_beta_schedule("linear", 10))
     t = np.array([0, 9])
     xt = ops.q_sample(x, t, x, d.sqrt_alphas_cumprod, d.sqrt_one_minus_alphas_cumprod, backend="numpy")
-    x_prev, _ = ops.p_sample_step(x, xt, t, x, d.step_tables, backend="numpy")
-    assert x_prev.shape == x.shape
+    coefs = ops.StepCoefs(*step_coefs(d.step_tables, t, "eps"))
+    x_next, _ = ops.sampler_step(x, xt, x, coefs, backend="numpy")
+    assert x_next.shape == x.shape
     data = np.clip(np.round((x * 0.3) * 127.5) / 127.5, -1, 1)
     bpd = ops.discretized_gaussian_log_likelihood(data, data, np.full(2, -3.0), per_sample_bpd=True, backend="numpy")
     kl = ops.normal_kl(x, np.zeros(2), x, np.zeros(2), per_sample_bpd=True, backend="numpy")

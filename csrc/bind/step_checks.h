@@ -1,6 +1,6 @@
-// Argument checks shared by the entry points indexed by a per-sample timestep (q_sample, p_sample_step):
-// data arrays of any rank >= 1, the int64 t, and the float64 coefficient tables it indexes. Every value of
-// t is checked against the tables' length before any table is read.
+// Argument checks shared by the elementwise steps of the diffusion: data arrays of any rank >= 1 (q_sample,
+// sampler_step), and for q_sample, indexed by a per-sample timestep, the int64 t and the float64 coefficient
+// tables it indexes. Every value of t is checked against the tables' length before any table is read.
 #pragma once
 
 #include <cstdint>

@@ -20,9 +20,8 @@ from pyddpm.ops.attention import attention, attention_backward
 from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood
 from pyddpm.ops.group_norm import group_norm, group_norm_backward
 from pyddpm.ops.normal_kl import normal_kl
-from pyddpm.ops.p_sample_step import p_sample_step
 from pyddpm.ops.q_sample import q_sample
+from pyddpm.ops.sampler_step import StepCoefs, sampler_step
 
-__all__ = ["array_module", "to_host", "group_norm", "group_norm_backward", "attention", "attention_backward", "q_sample",
-           "p_sample_step", "discretized_gaussian_log_likelihood", "normal_kl",
-           "adam_ema"]
+__all__ = ["array_module", "to_host", "group_norm", "group_norm_backward", "attention", "attention_backward",
+           "q_sample", "sampler_step", "StepCoefs", "discretized_gaussian_log_likelihood", "normal_kl", "adam_ema"]

@@ -222,7 +222,7 @@ def matching_batches(fn, backend, named):
 
 
 def timestep_args(fn, backend, t, tables, data):
-    """The arguments of a kernel indexed by a per-sample timestep (q_sample, p_sample_step); returns (B, T).
+    """The arguments of a kernel indexed by a per-sample timestep (q_sample); returns (B, T).
 
     data: {name: array}, the first the one the others follow: float (B, ...) of rank >= 1, not empty, all of
     one shape and dtype, C-contiguous on cpu and cuda. tables: {name: array}, float64 (T,) each with one

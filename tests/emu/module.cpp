@@ -7,7 +7,6 @@
 #include "cuda/group_norm.h"
 #include "cuda/im2col.h"
 #include "cuda/likelihood.h"
-#include "cuda/p_sample_step.h"
 #include "cuda/q_sample.h"
 #include "cuda/sampler_step.h"
 #include "cuda/winograd.h"
@@ -31,7 +30,6 @@ PYBIND11_MODULE(_cuda_emu, m) {
     bind(m, "softmax_rows_cuda", &pyddpm::softmax_rows_cuda);
     bind(m, "softmax_backward_rows_cuda", &pyddpm::softmax_backward_rows_cuda);
     bind(m, "q_sample_cuda", &pyddpm::q_sample_cuda);
-    bind(m, "p_sample_step_cuda", &pyddpm::p_sample_step_cuda);
     bind(m, "sampler_step_cuda", &pyddpm::sampler_step_cuda);
     bind(m, "discretized_gaussian_log_likelihood_cuda", &pyddpm::discretized_gaussian_log_likelihood_cuda);
     bind(m, "normal_kl_cuda", &pyddpm::normal_kl_cuda);

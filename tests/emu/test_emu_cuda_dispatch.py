@@ -74,7 +74,7 @@ BINDINGS = bindings()
 
 def test_the_bindings_are_read():
     """The parser found every entry point the Python glue calls, each with its launcher."""
-    assert len(BINDINGS) == 20
+    assert len(BINDINGS) == 19
     params, launcher, args, _ = BINDINGS["winograd_output"]
     assert launcher == "winograd_output_cuda" and params[1] == ("std::uintptr_t", "bias")
     assert args[1] == "ptr<const float>(bias)"

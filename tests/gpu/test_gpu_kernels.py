@@ -13,6 +13,7 @@ from pyddpm import ops
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.ops import winograd as wg
 from pyddpm.ops.im2col_rows import col2im_rows, im2col_rows, im2col_rows_reference, rows_to_nchw_reference
+from pyddpm.reverse_step import step_coefs
 
 rng = np.random.default_rng(0)
 DIFFUSION = GaussianDiffusion(make_beta_schedule("linear", 1000))
@@ -70,9 +71,20 @@ def test_noising_and_reverse_step(clip):
     got_xt = ops.q_sample(*on_gpu(x0), t, *on_gpu(noise), d.sqrt_alphas_cumprod,
                           d.sqrt_one_minus_alphas_cumprod, backend="cuda")
     check(got_xt, want_xt, 1e-5, 1e-5)
-    want = ops.p_sample_step(out, want_xt, t, noise, d.step_tables, "eps", clip, backend="numpy")
-    got = ops.p_sample_step(*on_gpu(out, want_xt), t, *on_gpu(noise), d.step_tables, "eps", clip, backend="cuda")
+    coefs = ops.StepCoefs(*step_coefs(d.step_tables, t, "eps"))
+    want = ops.sampler_step(out, want_xt, noise, coefs, clip, backend="numpy")
+    got = ops.sampler_step(*on_gpu(out, want_xt, noise), coefs, clip, backend="cuda")
     check(got, want, 1e-5, 1e-5)
+    # Per-sample coefficients that differ (a DDIM-like step, no noise for half the batch), on device arrays.
+    coefs = ops.StepCoefs(*(rng.uniform(-1.5, 1.5, shape[0]) for _ in range(5)))
+    coefs.next_from_noise[::2] = 0.0
+    noise[::2] = np.nan  # not read where next_from_noise is 0
+    want = ops.sampler_step(out, want_xt, noise, coefs, clip, backend="numpy")
+    got = ops.sampler_step(*on_gpu(out, want_xt, noise), ops.StepCoefs(*on_gpu(*coefs)), clip, backend="cuda")
+    check(got, want, 1e-5, 1e-5)
+    quiet = coefs._replace(next_from_noise=np.zeros(shape[0]))
+    check(ops.sampler_step(*on_gpu(out, want_xt), None, quiet, clip, backend="cuda"),
+          ops.sampler_step(out, want_xt, None, quiet, clip, backend="numpy"), 1e-5, 1e-5)
 
 
 def test_likelihood_terms():
