@@ -9,6 +9,10 @@ The sample metrics (pyddpm.metrics) are pyddpm's own, in the features of a small
 the data set's labels and caches ($PYDDPM_CACHE or ~/.cache/pyddpm): the Fréchet distance to the test
 split, precision and recall, confidence and the entropy of the predicted classes, each beside the same
 scores of N real train images (the floor) and of N noise images (the ceiling).
+
+With --ode-bpd K, beside the bound: the likelihood of the same images through the probability-flow ODE
+(pyddpm.diffusion.ode_likelihood: K Heun steps, Hutchinson's trace with one Rademacher probe per image,
+uniform dequantisation), as bits/dim, an upper bound on the discrete NLL like the variational one.
 """
 
 import argparse
@@ -25,6 +29,8 @@ from pyddpm.checkpoint import CheckpointError
 from pyddpm.command import run
 from pyddpm.data import DataError, load_data, to_model_range
 from pyddpm.diffusion.noise import PerSampleNoise
+from pyddpm.diffusion.ode_likelihood import bits_per_dim, dequantize, ode_log_likelihood
+from pyddpm.diffusion.samplers.steps import check_steps
 from pyddpm.fileio import append_json_line, atomic_write_json, check_output_file
 from pyddpm.image_grid import save_side_by_side
 from pyddpm.inception import inception_scores
@@ -32,7 +38,7 @@ from pyddpm.inception import requirements as inception_requirements
 from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.sampling import check_counts
 from pyddpm.scoring import format_table, score_samples
-from pyddpm.train.builders import load_trained, model_fn_arrays, run_config
+from pyddpm.train.builders import load_trained, model_fn_arrays, model_vjp_arrays, run_config
 
 
 def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weights="ema", progress=True):
@@ -64,6 +70,27 @@ def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weig
     return result
 
 
+def ode_bpd(ckpt, steps, split="test", n=None, batch_size=100, seed=0, data=None, weights="ema", progress=True):
+    """Bits/dim through the probability-flow ODE with K = ``steps`` on the first ``n`` images of ``split``:
+    a dict with ode_bpd (the mean), its standard error, K and n. Image i's dequantisation noise and probe come
+    from its own generator (seed, i), so the result does not depend on ``batch_size``."""
+    cfg, model, diffusion, meta = load_trained(ckpt, weights)
+    check_steps(steps, diffusion.num_timesteps, "--ode-bpd")
+    images = load_data(data or cfg.data, split).images
+    images = images[:n] if n else images
+    vjp_fn, xp, bpd = model_vjp_arrays(model), array_library(), []
+    for start in range(0, len(images), batch_size):
+        x0 = to_model_range(images[start:start + batch_size])
+        gens = [np.random.default_rng([seed, i, 1]) for i in range(start, start + len(x0))]
+        probe = np.stack([g.choice([-1.0, 1.0], size=x0.shape[1:]) for g in gens])
+        y = np.stack([dequantize(x, g) for x, g in zip(x0, gens)])
+        r = ode_log_likelihood(vjp_fn, diffusion, xp.asarray(y), None, steps, probe=probe, progress=progress)
+        bpd.append(bits_per_dim(r["log_likelihood"], x0[0].size))
+    bpd = np.concatenate(bpd)
+    return {"ode_bpd": float(bpd.mean()), "ode_bpd_se": float(bpd.std() / np.sqrt(len(bpd))), "ode_steps": steps,
+            "ode_n": len(bpd)}
+
+
 HISTORY_NAME = "eval_history.jsonl"
 
 
@@ -91,6 +118,8 @@ def main(argv=None):
     p.add_argument("--cache-dir", help="where the feature classifier is cached (default: $PYDDPM_CACHE or "
                                        "~/.cache/pyddpm)")
     p.add_argument("--skip-bpd", action="store_true", help="score the samples only, not the bound")
+    p.add_argument("--ode-bpd", type=int, metavar="K", help="also bits/dim through the probability-flow ODE in K "
+                                                           "steps (1..T), on the same images")
     p.add_argument("--fid", choices=["inception"], help="also the standard FID and Inception Score through "
                                                        "torch-fidelity (installed, with its weights present)")
     args = p.parse_args(argv)
@@ -111,6 +140,10 @@ def main(argv=None):
             inception_requirements()  # before any sampling: a missing piece is said at once
         if args.skip_bpd and not scoring:
             raise ValueError("--skip-bpd leaves nothing to do without --samples or --samples-npz")
+        if args.ode_bpd is not None:
+            if args.skip_bpd:
+                raise ValueError("--ode-bpd is computed beside the bound: not with --skip-bpd")
+            check_steps(args.ode_bpd, run_config(args.ckpt)[0].timesteps, "--ode-bpd")
         check_output_file(out, "--out")
         if scoring:
             check_output_file(grid, "--grid")
@@ -119,6 +152,9 @@ def main(argv=None):
                                                    args.data, args.weights)
         if bpd is not None and not np.isfinite(bpd["total_bpd"]):
             raise ValueError(f"{args.ckpt}: the bound came out as {bpd['total_bpd']} bits/dim")
+        if args.ode_bpd is not None:
+            bpd.update(ode_bpd(args.ckpt, args.ode_bpd, args.split, args.n, args.batch_size, args.seed, args.data,
+                               args.weights))
         scores = samples = None
         if scoring:
             cfg, _, meta = run_config(args.ckpt)

@@ -62,6 +62,9 @@ def format_table(bpd, scores):
     if bpd is not None:
         lines += [f"bits/dim on {bpd['n']} {bpd['split']} images: {bpd['total_bpd']:.4f} (prior "
                   f"{bpd['prior_bpd']:.5f}, decoder {bpd['decoder_bpd']:.4f}, sum of KL {bpd['kl_bpd']:.4f})"]
+        if "ode_bpd" in bpd:
+            lines.append(f"bits/dim through the probability-flow ODE ({bpd['ode_steps']} Heun steps, Hutchinson "
+                         f"trace, dequantised): {bpd['ode_bpd']:.4f} +- {bpd['ode_bpd_se']:.4f}")
     if scores is not None:
         c = scores["classifier"]
         lines += ["", f"sample metrics, N = {scores['n_samples']} against {scores['test_images']} test images, "

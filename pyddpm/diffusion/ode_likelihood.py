@@ -53,18 +53,19 @@ def _drift_and_divergence(vjp_fn, diffusion, x, index, probe, trace):
     return -0.5 * (x + score), -0.5 * (D + div_score)
 
 
-def ode_log_likelihood(vjp_fn, diffusion, x0, rng, steps=None, *, trace="hutchinson", progress=True):
+def ode_log_likelihood(vjp_fn, diffusion, x0, rng, steps=None, *, trace="hutchinson", probe=None, progress=True):
     """log p_0(x0) (B,) in nats, float64, by the probability-flow ODE over K = ``steps`` (default T) indices.
 
     vjp_fn(x, t, v) -> (model_output, v^T d model_output / dx), both like x (B, ...): the trained network and its
     vector-Jacobian product at int64 chain indices t (B,). x0: (B, ...) float. rng: a numpy Generator for the
-    Rademacher probes. trace: "hutchinson" (one probe per sample) or "exact" (D products per step).
+    Rademacher probes, or ``probe`` (B, ...) of +-1 given. trace: "hutchinson" (one probe per sample) or "exact"
+    (D products per step).
     Returns dict: log_likelihood (B,), prior (B,) = log N(x_T; 0, I), x_T (B, ...)."""
     if trace not in TRACES:
         raise ValueError(f"trace must be one of {TRACES}, got {trace!r}")
     xp = array_module(x0)
     x = xp.asarray(x0, dtype=np.float64)
-    probe = xp.asarray(rng.choice([-1.0, 1.0], size=x.shape))
+    probe = xp.asarray(rng.choice([-1.0, 1.0], size=x.shape) if probe is None else probe, dtype=np.float64)
     indices = strided_indices(diffusion.num_timesteps, diffusion.num_timesteps if steps is None else steps)[::-1]
     integral = xp.zeros(x.shape[0])
     drift, div = _drift_and_divergence(vjp_fn, diffusion, x, int(indices[0]), probe, trace)

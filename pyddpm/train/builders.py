@@ -5,6 +5,8 @@ Used by training, sampling and evaluation alike, so all three build the same mod
 
 import numpy as np
 
+from pyddpm.arrays import array_module
+from pyddpm.autograd import Tensor
 from pyddpm.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_meta
 from pyddpm.data import load_data
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
@@ -66,3 +68,27 @@ def load_trained(ckpt, weights="ema"):
 def model_fn_arrays(model):
     """A model_fn for sampling and evaluation: arrays in, arrays out (call it under no_grad)."""
     return lambda x, t: model(x, np.asarray(t)).data
+
+
+def model_vjp_arrays(model):
+    """vjp_fn(x, t, v) -> (output, v^T d output / dx), arrays in and out (in the model's dtype): the network's
+    vector-Jacobian product with respect to its input, by one backward pass through the autograd, for the
+    probability-flow likelihood (pyddpm.diffusion.ode_likelihood). The parameters are kept off the tape, so
+    no weight gradient is computed or left behind."""
+    params = model.parameters()
+    dtype = params[0].data.dtype
+
+    def vjp_fn(x, t, v):
+        xp = array_module(params[0].data)
+        flags = [p.requires_grad for p in params]
+        for p in params:
+            p.requires_grad = False
+        try:
+            inputs = Tensor(xp.asarray(x, dtype=dtype), requires_grad=True)
+            out = model(inputs, np.asarray(t))
+            (out * xp.asarray(v, dtype=dtype)).sum().backward()
+            return out.data, inputs.grad
+        finally:
+            for p, flag in zip(params, flags):
+                p.requires_grad = flag
+    return vjp_fn

@@ -17,10 +17,10 @@ from pyddpm.diffusion.score import x0_coefs
 from pyddpm.ops.sampler_step import StepCoefs, sampler_step
 
 
-def check_steps(steps, num_timesteps):
+def check_steps(steps, num_timesteps, flag="--steps"):
     """K as an int in 1..T (ValueError naming the flag otherwise)."""
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= num_timesteps:
-        raise ValueError(f"--steps must be an integer in 1..{num_timesteps} (the run's T), got {steps!r}")
+        raise ValueError(f"{flag} must be an integer in 1..{num_timesteps} (the run's T), got {steps!r}")
     return int(steps)
 
 
