@@ -1,10 +1,15 @@
 """The 2-D toy: the MLP eps-model (shapes, float64 gradients through L_simple), the toy data sets and their
-closeness measures."""
+closeness measures, a short training run that learns the mixture's weights, and the command line."""
+
+import sys
 
 import numpy as np
 import pytest
 
+from pyddpm import toy as toy_cli
+from pyddpm.autograd import Tensor, no_grad
 from pyddpm.diffusion.gaussian_diffusion import GaussianDiffusion
+from pyddpm.diffusion.samplers import ddim
 from pyddpm.diffusion.schedules import make_beta_schedule
 from pyddpm.diffusion.toy_data import DATASETS, SPIRAL_COMPONENTS, SPIRAL_STD, mixture, weight_tv, within
 from pyddpm.models.mlp import MLP
@@ -93,3 +98,77 @@ def test_closeness_measures_on_data_and_off_it():
     assert within(gm, far) == 0.0
     one_mode = gm.means[0] + 0.01 * np.random.default_rng(2).standard_normal((100, 2))
     assert weight_tv(gm, one_mode) == pytest.approx(0.5)  # all in the 0.5-weight mode: half the mass misplaced
+
+
+def test_a_few_seconds_of_training_lowers_the_loss_and_ddim_recovers_the_weights():
+    gm, diffusion = mixture(), toy_cli.toy_diffusion(100)
+    rng = np.random.default_rng(7)
+    x0 = gm.sample(2000, rng)[0].astype(np.float32)
+    t, noise = rng.integers(0, 100, 2000), rng.standard_normal((2000, 2)).astype(np.float32)
+
+    def held_out_loss(model_fn):
+        with no_grad():
+            loss = diffusion.training_losses(model_fn, x0, t, noise)["loss"].mean()
+        return float(loss.data if isinstance(loss, Tensor) else loss)
+    # The exact eps* = E[eps | x_t] is L_simple's minimiser: its loss is the floor no network goes below.
+    floor = held_out_loss(gm.eps_model(diffusion.alphas_cumprod))
+    assert held_out_loss(MLP(seed=0)) > floor + 0.5  # eps_theta ~ 0 at the start
+    model, losses = toy_cli.train_mlp(gm, diffusion, steps=800, progress=False)
+    assert losses.shape == (800,) and np.isfinite(losses).all()
+    assert held_out_loss(model) < floor + 0.01
+    with no_grad():
+        x = ddim(toy_cli.model_fn(model), diffusion, (2000, 2), np.random.default_rng(8), 50, clip_denoised=False,
+                 progress=False)
+    # Shares alone would pass for samples spread over the plane, which fall by regions roughly as the weights:
+    # most samples must also lie on a component.
+    assert within(gm, x) > 0.8
+    shares = np.bincount(gm.responsibilities(x).argmax(axis=1), minlength=3) / len(x)
+    np.testing.assert_allclose(shares, gm.weights, atol=0.05)
+
+
+def main(*argv):
+    return toy_cli.main([str(a) for a in argv])
+
+
+def test_the_command_line_writes_a_png_and_the_table(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="pyddpm.toy draws with matplotlib (pip install -e '.[report]')")
+    out = tmp_path / "pictures" / "toy.png"
+    assert main("--data", "mixture", "--out", out, "--steps", 20, "--batch-size", 32, "--samples", 40,
+                "--sample-steps", 4) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.parent.iterdir()] == ["toy.png"]  # no temporary file left beside it
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if line.startswith("| ")]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == ["data (reference)", *toy_cli.SAMPLERS]
+    assert "trained 20 steps" in printed
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--steps", "0"], "--steps"),
+    (["--sample-steps", "101"], "--sample-steps"),
+    (["--timesteps", "20"], "--timesteps"),
+    (["--lr", "nan"], "--lr"),
+    (["--seed", "-1"], "--seed"),
+])
+def test_bad_flags_are_refused_by_name(tmp_path, capsys, argv, flag):
+    assert main("--out", tmp_path / "toy.png", *argv) == 2
+    assert flag in capsys.readouterr().err
+    assert not (tmp_path / "toy.png").exists()
+
+
+def test_a_folder_as_out_and_an_unknown_data_set_are_refused(tmp_path, capsys):
+    assert main("--out", tmp_path) == 2
+    assert "--out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main("--data", "moons")
+    assert e.value.code == 2 and "--data" in capsys.readouterr().err
+
+
+def test_without_matplotlib_it_says_what_to_install_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what `import matplotlib` meets where it is absent
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before finding that matplotlib is missing")
+    monkeypatch.setattr(toy_cli, "train_mlp", no_training)
+    assert main("--out", tmp_path / "toy.png") == 2
+    assert "pip install -e '.[report]'" in capsys.readouterr().err
