@@ -41,6 +41,7 @@ from pyddpm.diffusion.toy_data import DATASETS, mahalanobis, weight_tv, within
 from pyddpm.fileio import atomic_open, check_output_file
 from pyddpm.models.mlp import MLP
 from pyddpm.nn.optim import Adam
+from pyddpm.ops.backend import available, get_backend, set_backend
 
 INSTALL_HINT = "pyddpm.toy draws with matplotlib: pip install -e '.[report]'"
 LIMIT = 1.25  # half the side of the square drawn: the data lie in [-1, 1]^2
@@ -69,6 +70,13 @@ def toy_diffusion(timesteps):
     return GaussianDiffusion(betas, "eps", "fixedlarge", "simple")
 
 
+def _one_thread():
+    """threadpool_limits(1) over BLAS and OpenMP, the run's backend started first: an OpenMP runtime loaded
+    after the limit was set would not be found, and would run on every core."""
+    get_backend()
+    return threadpool_limits(limits=1)
+
+
 def train_mlp(gm, diffusion, steps, batch_size=256, lr=2e-3, seed=0, input_scale=40.0, progress=True):
     """An MLP trained for ``steps`` steps of Alg. 1 (Ho et al. 2020) on fresh samples of the mixture gm: x_0 from
     gm, t uniform over 0..T-1, the loss L_simple (Eq. 14), Adam with a learning rate falling linearly to 0.
@@ -76,7 +84,7 @@ def train_mlp(gm, diffusion, steps, batch_size=256, lr=2e-3, seed=0, input_scale
     second thread little to share, and it must be woken for every op, and waits for a core wherever other
     processes hold them (benchmarks/RESULTS.md, "The 2-D toy").
     Returns (the model in eval mode, the loss of each step (steps,) float64)."""
-    with threadpool_limits(limits=1):
+    with _one_thread():
         return _train(gm, diffusion, steps, batch_size, lr, seed, input_scale, progress)
 
 
@@ -108,7 +116,7 @@ def model_fn(model):
 def draw_samples(model, diffusion, n, sample_steps, seed=0, progress=True):
     """{sampler name: (samples (n, 2) float64, model calls, seconds)} for every sampler in SAMPLERS, each with
     K = ``sample_steps`` and its own generator; on one thread, as train_mlp."""
-    with threadpool_limits(limits=1):
+    with _one_thread():
         return _draw(model, diffusion, n, sample_steps, seed, progress)
 
 
@@ -143,17 +151,11 @@ def closeness_table(gm, samples, reference):
     return "\n".join(rows)
 
 
-def _grid(n=160):
-    """Points (n * n, 2) of the drawn square, row-major from the bottom left, and their axis values (n,)."""
+def _log_density(gm, abar=1.0, n=160):
+    """log q(x_t) (n, n) on the drawn square (row i at the i-th y from the bottom), and the axis values (n,)."""
     axis = np.linspace(-LIMIT, LIMIT, n)
-    xx, yy = np.meshgrid(axis, axis)
-    return np.stack([xx.ravel(), yy.ravel()], axis=1), axis
-
-
-def _log_density(gm, abar=1.0):
-    """log q(x_t) (n, n) on the drawn square, and the axis values (n,)."""
-    points, axis = _grid()
-    return gm.log_density(points, abar).reshape(len(axis), len(axis)), axis
+    points = np.stack([a.ravel() for a in np.meshgrid(axis, axis)], axis=1)
+    return gm.log_density(points, abar).reshape(n, n), axis
 
 
 def _image(ax, logq, floor=8.0):
@@ -243,6 +245,8 @@ def toy(args, progress=True):
     """Train, sample, print the table and write the PNG; returns the table (Markdown)."""
     _check_flags(args)
     _figure_class()  # before training, so a missing matplotlib is said before the work, not after it
+    # The toy's arrays are small and on the host: the cpu backend's kernels, never a GPU's.
+    set_backend("cpu" if available("cpu") else "numpy")
     gm, diffusion = DATASETS[args.data](), toy_diffusion(args.timesteps)
     start = time.perf_counter()
     model, losses = train_mlp(gm, diffusion, args.steps, args.batch_size, args.lr, args.seed, args.input_scale,
