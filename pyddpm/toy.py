@@ -6,8 +6,8 @@ exact (pyddpm.diffusion.toy_data) with L_simple (Ho et al. 2020, Eq. 14; Alg. 1)
   1. the true density, log q(x_0);
   2. and 3. the learned score field (red) over the true one (black) at two noise levels, each over the exact
      noised log-density log q(x_t): the score fields of Song & Ermon 2019 (Sec. 2-3), drawn as
-     (1 - abar_t) s(x_t, t), the step to the posterior mean E[x_0 | x_t] (scaled by sqrt(abar_t)) that
-     Tweedie's formula gives, so an arrow's length is a distance in the plane;
+     (1 - abar_t) s(x_t, t) = sqrt(abar_t) E[x_0 | x_t] - x_t, the step Tweedie's formula takes, so an
+     arrow's length is a distance in the plane (the long ones, far from the data, squashed to a grid cell);
   4. on: the samples every sampler of pyddpm.diffusion.samplers draws from the trained MLP, over the true
      density's contours.
 
