@@ -15,3 +15,15 @@ def reference_backend():
     backend.set_backend("numpy")
     yield
     backend.set_backend("numpy")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A run of the tiny preset on the built-in digits, trained for 2 steps (T = 20), for the command lines'
+    tests. Read it, do not write into it: the session shares it."""
+    from pyddpm.train import preset_config, train
+
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    train(preset_config("tiny", out=str(out), steps=2, ckpt_every=2, sample_every=0, n_samples=1),
+          log=lambda *_: None)
+    return out

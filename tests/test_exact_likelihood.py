@@ -1,4 +1,4 @@
-"""The probability-flow likelihood of a trained U-Net: its vector-Jacobian product through the autograd, and
+"""The probability-flow likelihood of a tiny_run U-Net: its vector-Jacobian product through the autograd, and
 python -m pyddpm.evaluate --ode-bpd."""
 
 import json
@@ -9,16 +9,7 @@ import pytest
 from pyddpm import evaluate as evaluate_cli
 from pyddpm.models import UNet
 from pyddpm.models.unet import PRESETS
-from pyddpm.train import preset_config, train
 from pyddpm.train.builders import model_vjp_arrays
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("exact_likelihood") / "run"
-    train(preset_config("tiny", out=str(out), steps=2, ckpt_every=2, sample_every=0, n_samples=1),
-          log=lambda *_: None)
-    return out
 
 
 def test_the_unets_vector_jacobian_product_matches_finite_differences():
@@ -34,11 +25,11 @@ def test_the_unets_vector_jacobian_product_matches_finite_differences():
     assert all(p.grad is None and p.requires_grad for p in model.parameters())
 
 
-def test_evaluate_reports_the_ode_likelihood_beside_the_bound(trained, tmp_path, capsys):
+def test_evaluate_reports_the_ode_likelihood_beside_the_bound(tiny_run, tmp_path, capsys):
     outs = []
     for batch in (3, 2):
         out = tmp_path / f"e{batch}.json"
-        assert evaluate_cli.main(["--ckpt", str(trained), "--n", "3", "--batch-size", str(batch), "--ode-bpd", "5",
+        assert evaluate_cli.main(["--ckpt", str(tiny_run), "--n", "3", "--batch-size", str(batch), "--ode-bpd", "5",
                                   "--out", str(out)]) == 0
         outs.append(json.loads(out.read_text()))
     assert "probability-flow ODE" in capsys.readouterr().out
@@ -50,6 +41,6 @@ def test_evaluate_reports_the_ode_likelihood_beside_the_bound(trained, tmp_path,
 @pytest.mark.parametrize("argv, message", [(["--ode-bpd", "0"], "--ode-bpd must be an integer in 1..20"),
                                            (["--ode-bpd", "21"], "--ode-bpd must be an integer in 1..20"),
                                            (["--ode-bpd", "5", "--skip-bpd", "--samples", "4"], "--ode-bpd")])
-def test_bad_ode_steps_are_refused_by_name(trained, tmp_path, capsys, argv, message):
-    assert evaluate_cli.main(["--ckpt", str(trained), "--out", str(tmp_path / "e.json"), *argv]) == 2
+def test_bad_ode_steps_are_refused_by_name(tiny_run, tmp_path, capsys, argv, message):
+    assert evaluate_cli.main(["--ckpt", str(tiny_run), "--out", str(tmp_path / "e.json"), *argv]) == 2
     assert message in capsys.readouterr().err

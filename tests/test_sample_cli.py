@@ -14,49 +14,41 @@ from pyddpm.train import preset_config, train
 T = 20  # the tiny preset's timesteps
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sample_cli") / "run"
-    train(preset_config("tiny", out=str(out), steps=2, ckpt_every=2, sample_every=0, n_samples=1),
-          log=lambda *_: None)
-    return out
-
-
 def main(*argv):
     return sample_cli.main([str(a) for a in argv])
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
-def test_every_sampler_writes_a_grid_and_its_samples(trained, tmp_path, sampler):
+def test_every_sampler_writes_a_grid_and_its_samples(tiny_run, tmp_path, sampler):
     out, npz = tmp_path / "s.png", tmp_path / "s.npz"
-    assert main("--ckpt", trained, "--sampler", sampler, "--steps", 3, "--n", 3, "--out", out, "--npz", npz) == 0
+    assert main("--ckpt", tiny_run, "--sampler", sampler, "--steps", 3, "--n", 3, "--out", out, "--npz", npz) == 0
     images = np.load(npz)["images"]
     assert images.shape == (3, 1, 16, 16) and images.dtype == np.uint8 and images.std() > 0
     assert Image.open(out).size[0] > 16
 
 
-def test_ddim_eta_changes_the_samples_and_eta_1_is_not_eta_0(trained, tmp_path):
-    runs = [sample_cli.sample(trained, 2, sampler="ddim", steps=T, eta=eta, progress=False) for eta in (0.0, 1.0)]
+def test_ddim_eta_changes_the_samples_and_eta_1_is_not_eta_0(tiny_run, tmp_path):
+    runs = [sample_cli.sample(tiny_run, 2, sampler="ddim", steps=T, eta=eta, progress=False) for eta in (0.0, 1.0)]
     assert not np.array_equal(*runs)
 
 
-def test_the_default_is_alg2_with_t_steps(trained):
+def test_the_default_is_alg2_with_t_steps(tiny_run):
     # The strided sampler at K = T is Alg. 2 bit for bit (tests/test_samplers.py), so the default is unchanged.
-    assert np.array_equal(sample_cli.sample(trained, 2, progress=False),
-                          sample_cli.sample(trained, 2, sampler="ancestral", steps=T, progress=False))
+    assert np.array_equal(sample_cli.sample(tiny_run, 2, progress=False),
+                          sample_cli.sample(tiny_run, 2, sampler="ancestral", steps=T, progress=False))
 
 
-def test_trajectory_strip_has_two_rows_per_image(trained, tmp_path):
+def test_trajectory_strip_has_two_rows_per_image(tiny_run, tmp_path):
     out = tmp_path / "t.png"
-    assert main("--ckpt", trained, "--sampler", "ddim", "--steps", 5, "--n", 2, "--trajectory", "--out", out) == 0
+    assert main("--ckpt", tiny_run, "--sampler", "ddim", "--steps", 5, "--n", 2, "--trajectory", "--out", out) == 0
     width, height = Image.open(out).size
     # 5 steps give 5 columns; tiles are 16 px scaled by 4 with 1 px of padding.
     assert (width, height) == (5 * 65 + 1, 4 * 65 + 1)
 
 
-def test_interpolation_strip(trained, tmp_path):
+def test_interpolation_strip(tiny_run, tmp_path):
     out = tmp_path / "i.png"
-    assert main("--ckpt", trained, "--interpolate", 10, "--n", 2, "--out", out) == 0
+    assert main("--ckpt", tiny_run, "--interpolate", 10, "--n", 2, "--out", out) == 0
     assert Image.open(out).size == (11 * 65 + 1, 2 * 65 + 1)
 
 
@@ -72,15 +64,15 @@ def test_interpolation_strip(trained, tmp_path):
     (["--interpolate", "5", "--trajectory"], "pick one"),
     (["--trajectory", "--npz", "x.npz"], "--npz writes samples"),
 ])
-def test_bad_flags_are_refused_by_name(trained, tmp_path, capsys, argv, message):
-    assert main("--ckpt", trained, "--out", tmp_path / "s.png", *argv) == 2
+def test_bad_flags_are_refused_by_name(tiny_run, tmp_path, capsys, argv, message):
+    assert main("--ckpt", tiny_run, "--out", tmp_path / "s.png", *argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "s.png").exists()
 
 
-def test_a_sampler_that_does_not_exist_is_refused(trained, capsys):
+def test_a_sampler_that_does_not_exist_is_refused(tiny_run, capsys):
     with pytest.raises(SystemExit) as e:
-        main("--ckpt", trained, "--sampler", "euler")
+        main("--ckpt", tiny_run, "--sampler", "euler")
     assert e.value.code == 2
     assert "invalid choice: 'euler'" in capsys.readouterr().err
 
