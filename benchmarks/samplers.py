@@ -3,8 +3,8 @@
     python -m benchmarks.samplers --ckpt runs/digits2000 [--n 256] [--out benchmarks/samplers.json]
 
 For each sampler and K in {10, 20, 50, 100, 1000} (pc and ode, two model calls a step, to 100; annealed
-Langevin, five a level, to 100; Langevin at one level, a demonstration, at 100), draws --n samples (seed 0, one batch, the
-run's EMA weights, the automatic backend), times the sampling alone, and scores the samples against the test
+Langevin, five a level, to 100; Langevin at one level, a demonstration, at 100), draws --n samples (seed 0,
+one batch, the run's EMA weights, the automatic backend), times the sampling alone, and scores the samples against the test
 split (FD, precision and recall in the features of the run's data classifier, pyddpm.metrics). Prints one
 Markdown table and writes every row to --out as it goes (a cut-short run keeps what it measured).
 """
