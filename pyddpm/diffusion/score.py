@@ -21,7 +21,9 @@ Only beta(t) dt enters, so the samplers step in tau = int_0^t beta = -log abar(t
 Ornstein-Uhlenbeck process dx = -1/2 x dtau + dw. A step between chain indices i and j spans exactly
     dtau = log(abar_j / abar_i),
 so any checkpoint's own schedule (linear, cosine) defines its SDE, with no beta_min/beta_max to choose, and
-abar = 1 (tau = 0) is the clean data. See pyddpm/diffusion/samplers/ for the steps built on this.
+abar = 1 (tau = 0) is the clean data. See pyddpm/diffusion/samplers/ for the steps built on this; the
+probability-flow ODE, stiff in tau near 8-bit data, is solved in sigma = sqrt(1/abar - 1) instead
+(samplers/ode.py, ode_likelihood.py).
 """
 
 import math
