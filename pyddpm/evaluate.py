@@ -41,8 +41,10 @@ from pyddpm.scoring import format_table, score_samples
 from pyddpm.train.builders import load_trained, model_fn_arrays, model_vjp_arrays, run_config
 
 
-def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weights="ema", progress=True):
-    """Bits/dim of the run in ``ckpt`` on the first ``n`` images of ``split``; returns a dict of floats."""
+def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weights="ema", progress=True,
+             ode_steps=None):
+    """Bits/dim of the run in ``ckpt`` on the first ``n`` images of ``split``; returns a dict of floats. With
+    ``ode_steps`` K, also the bits/dim through the probability-flow ODE on the same images (ode_bpd)."""
     check_counts(n=n, seed=seed, batch_size=batch_size)
     cfg, model, diffusion, meta = load_trained(ckpt, weights)
     images = load_data(data or cfg.data, split).images
@@ -67,17 +69,16 @@ def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weig
     result["terms_bpd"] = [float(v) for v in terms]  # index t: L_t, the decoder L_0 at index 0 (Eq. 5)
     result.update(n=len(images), split=split, data=data or cfg.data, step=meta["step"], weights=weights,
                   timesteps=diffusion.num_timesteps)
+    if ode_steps is not None:
+        result.update(ode_bpd(model, diffusion, images, ode_steps, batch_size, seed, progress))
     return result
 
 
-def ode_bpd(ckpt, steps, split="test", n=None, batch_size=100, seed=0, data=None, weights="ema", progress=True):
-    """Bits/dim through the probability-flow ODE with K = ``steps`` on the first ``n`` images of ``split``:
-    a dict with ode_bpd (the mean), its standard error, K and n. Image i's dequantisation noise and probe come
-    from its own generator (seed, i), so the result does not depend on ``batch_size``."""
-    cfg, model, diffusion, meta = load_trained(ckpt, weights)
+def ode_bpd(model, diffusion, images, steps, batch_size=100, seed=0, progress=True):
+    """Bits/dim through the probability-flow ODE with K = ``steps`` of the trained ``model`` on uint8 ``images``
+    (N, C, H, W): a dict with ode_bpd (the mean), its standard error, K and N. Image i's dequantisation noise and
+    probe come from its own generator (seed, i), so the result does not depend on ``batch_size``."""
     check_steps(steps, diffusion.num_timesteps, "--ode-bpd")
-    images = load_data(data or cfg.data, split).images
-    images = images[:n] if n else images
     vjp_fn, xp, bpd = model_vjp_arrays(model), array_library(), []
     for start in range(0, len(images), batch_size):
         x0 = to_model_range(images[start:start + batch_size])
@@ -149,12 +150,9 @@ def main(argv=None):
             check_output_file(grid, "--grid")
         set_backend(args.backend)
         bpd = None if args.skip_bpd else evaluate(args.ckpt, args.split, args.n, args.batch_size, args.seed,
-                                                   args.data, args.weights)
+                                                   args.data, args.weights, ode_steps=args.ode_bpd)
         if bpd is not None and not np.isfinite(bpd["total_bpd"]):
             raise ValueError(f"{args.ckpt}: the bound came out as {bpd['total_bpd']} bits/dim")
-        if args.ode_bpd is not None:
-            bpd.update(ode_bpd(args.ckpt, args.ode_bpd, args.split, args.n, args.batch_size, args.seed, args.data,
-                               args.weights))
         scores = samples = None
         if scoring:
             cfg, _, meta = run_config(args.ckpt)

@@ -59,6 +59,15 @@ def reverse_mean(model_output, x_t, coefs, mean_type, clip_denoised):
     return posterior_mean(pred_x0, x_t, coefs.posterior_mean_coef1, coefs.posterior_mean_coef2), pred_x0
 
 
+def x0_coefs(tables, t, mean_type):
+    """(from_x, from_out), float64 like the int indices t: the model's x_0 estimate at t is
+    from_x x_t + from_out model_output; eps-model (Eq. 15): sqrt(1/abar_t), -sqrt(1/abar_t - 1); x0-model: 0, 1."""
+    t = np.asarray(t)
+    if mean_type == "eps":
+        return tables.sqrt_recip_alphas_cumprod[t], -tables.sqrt_recipm1_alphas_cumprod[t]
+    return np.zeros(t.shape), np.ones(t.shape)
+
+
 def step_coefs(tables, t, mean_type):
     """One step of Alg. 2 at indices t (int (B,), 0..T-1) as the five per-sample coefficients of the fused
     sampler step, float64 (B,) arrays in the order of pyddpm.ops.sampler_step.StepCoefs (tables: a
@@ -68,9 +77,6 @@ def step_coefs(tables, t, mean_type):
     with sigma_t = exp(0.5 log sigma_t^2), exactly 0 at index 0 (Alg. 2 line 3: z = 0 at the paper's t = 1).
     """
     t = np.asarray(t)
-    if mean_type == "eps":
-        from_x, from_out = tables.sqrt_recip_alphas_cumprod[t], -tables.sqrt_recipm1_alphas_cumprod[t]
-    else:
-        from_x, from_out = np.zeros(t.shape), np.ones(t.shape)
+    from_x, from_out = x0_coefs(tables, t, mean_type)
     sigma = np.where(t == 0, 0.0, np.exp(0.5 * tables.model_log_variance[t]))
     return from_x, from_out, tables.posterior_mean_coef1[t], tables.posterior_mean_coef2[t], sigma

@@ -35,6 +35,7 @@ from pyddpm.autograd import no_grad
 from pyddpm.command import run
 from pyddpm.diffusion.gaussian_diffusion import GaussianDiffusion
 from pyddpm.diffusion.samplers import SAMPLERS
+from pyddpm.diffusion.samplers.steps import check_steps
 from pyddpm.diffusion.schedules import make_beta_schedule
 from pyddpm.diffusion.score import score
 from pyddpm.diffusion.toy_data import DATASETS, mahalanobis, weight_tv, within
@@ -42,6 +43,7 @@ from pyddpm.fileio import atomic_open, check_output_file
 from pyddpm.models.mlp import MLP
 from pyddpm.nn.optim import Adam
 from pyddpm.ops.backend import available, get_backend, set_backend
+from pyddpm.train.builders import model_fn_arrays
 
 INSTALL_HINT = "pyddpm.toy draws with matplotlib: pip install -e '.[report]'"
 LIMIT = 1.25  # half the side of the square drawn: the data lie in [-1, 1]^2
@@ -108,11 +110,6 @@ def _train(gm, diffusion, steps, batch_size, lr, seed, input_scale, progress):
     return model.eval(), losses
 
 
-def model_fn(model):
-    """The samplers' model_fn(x, t) -> eps_theta as an array (call it under no_grad)."""
-    return lambda x, t: model(x, np.asarray(t)).data
-
-
 def draw_samples(model, diffusion, n, sample_steps, seed=0, progress=True):
     """{sampler name: (samples (n, 2) float64, model calls, seconds)} for every sampler in SAMPLERS, each with
     K = ``sample_steps`` and its own generator; on one thread, as train_mlp."""
@@ -124,7 +121,7 @@ def _draw(model, diffusion, n, sample_steps, seed, progress):
     out = {}
     for k, (name, sampler) in enumerate(SAMPLERS.items()):
         calls = [0]
-        inner = model_fn(model)
+        inner = model_fn_arrays(model)
 
         def counted(x, t, inner=inner, calls=calls):
             calls[0] += 1
@@ -231,9 +228,7 @@ def _check_flags(args):
         if value < low:
             why = " (the linear schedule's beta_T = 20 / T must stay below 1)" if name == "timesteps" else ""
             raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {low}{why}, got {value}")
-    if not 1 <= args.sample_steps <= args.timesteps:
-        raise ValueError(f"--sample-steps must be an integer in 1..{args.timesteps} (--timesteps), "
-                         f"got {args.sample_steps}")
+    check_steps(args.sample_steps, args.timesteps, "--sample-steps")
     for name in ("lr", "input_scale"):
         value = getattr(args, name)
         if not (math.isfinite(value) and value > 0):

@@ -13,6 +13,7 @@ from pyddpm.diffusion.samplers import ddim
 from pyddpm.diffusion.schedules import make_beta_schedule
 from pyddpm.diffusion.toy_data import DATASETS, SPIRAL_COMPONENTS, SPIRAL_STD, mixture, weight_tv, within
 from pyddpm.models.mlp import MLP
+from pyddpm.train.builders import model_fn_arrays
 
 
 def test_mlp_output_shape_and_near_zero_start():
@@ -117,7 +118,7 @@ def test_a_few_seconds_of_training_lowers_the_loss_and_ddim_recovers_the_weights
     assert losses.shape == (800,) and np.isfinite(losses).all()
     assert held_out_loss(model) < floor + 0.01
     with no_grad():
-        x = ddim(toy_cli.model_fn(model), diffusion, (2000, 2), np.random.default_rng(8), 50, clip_denoised=False,
+        x = ddim(model_fn_arrays(model), diffusion, (2000, 2), np.random.default_rng(8), 50, clip_denoised=False,
                  progress=False)
     # Shares alone would pass for samples spread over the plane, which fall by regions roughly as the weights:
     # most samples must also lie on a component.

@@ -21,12 +21,12 @@ from tqdm import tqdm
 from pyddpm import autograd, likelihood
 from pyddpm.arrays import array_module, gather, to_host
 from pyddpm.autograd import Tensor
+from pyddpm.diffusion.score import score
 from pyddpm.ops import checks
 from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood as ops_dgll
 from pyddpm.ops.normal_kl import normal_kl as ops_normal_kl
 from pyddpm.ops.q_sample import q_sample
 from pyddpm.ops.sampler_step import StepCoefs, sampler_step
-from pyddpm.diffusion.score import score
 from pyddpm.reverse_step import ReverseStepTables, posterior_mean, predict_x0_from_eps, reverse_mean, step_coefs
 
 MEAN_TYPES = ("eps", "x0")

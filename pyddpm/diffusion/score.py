@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 
+from pyddpm import reverse_step
 from pyddpm.arrays import gather
 from pyddpm.autograd import Tensor
 
@@ -42,9 +43,8 @@ def alpha_bar(diffusion, index):
 def x0_coefs(diffusion, index):
     """(from_x, from_out): the model's x_0 estimate at ``index`` is from_x x_t + from_out model_output.
     eps-model: Eq. 15, (sqrt(1 / abar), -sqrt(1 / abar - 1)); x0-model: (0, 1)."""
-    if diffusion.mean_type == "eps":
-        return (float(diffusion.sqrt_recip_alphas_cumprod[index]), -float(diffusion.sqrt_recipm1_alphas_cumprod[index]))
-    return 0.0, 1.0
+    from_x, from_out = reverse_step.x0_coefs(diffusion.step_tables, index, diffusion.mean_type)
+    return float(from_x), float(from_out)
 
 
 def score_coefs(abar):
