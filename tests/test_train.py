@@ -181,7 +181,7 @@ def test_fused_update_is_the_plain_update(tmp_path):
     trainer = Trainer(tiny(tmp_path, backend="cpu", lr=1e-3, warmup=0), log=lambda *_: None)
     for _ in range(2):
         trainer.train_step()  # moments and EMA away from their initial values
-    x0, t, noise = trainer.batch()
+    x0, t, noise, _ = trainer.batch()
     trainer.model.zero_grad()
     trainer.diffusion.training_losses(trainer.model, x0, t, noise)["loss"].mean().backward()
     trainer.params[0].grad = None

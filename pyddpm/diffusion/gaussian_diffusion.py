@@ -29,9 +29,10 @@ from pyddpm.ops.q_sample import q_sample
 from pyddpm.ops.sampler_step import StepCoefs, sampler_step
 from pyddpm.reverse_step import ReverseStepTables, posterior_mean, predict_x0_from_eps, reverse_mean, step_coefs
 
-MEAN_TYPES = ("eps", "x0")
-VAR_TYPES = ("fixedlarge", "fixedsmall")
-LOSS_TYPES = ("simple", "kl", "dsm")
+MEAN_TYPES = ("eps", "x0", "mean")
+LEARNED_VAR_TYPES = ("learned", "learned-range")
+VAR_TYPES = ("fixedlarge", "fixedsmall", *LEARNED_VAR_TYPES)
+LOSS_TYPES = ("simple", "kl", "dsm", "hybrid")
 
 
 def _mean_flat(v):

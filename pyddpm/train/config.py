@@ -9,13 +9,14 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from pyddpm.diffusion.gaussian_diffusion import LOSS_TYPES, MEAN_TYPES, VAR_TYPES
+from pyddpm.diffusion.gaussian_diffusion import LEARNED_VAR_TYPES, LOSS_TYPES, MEAN_TYPES, VAR_TYPES
 from pyddpm.diffusion.schedules import SCHEDULES
 
 
 @dataclass
 class TrainConfig:
     preset: str = "digits"
+    model_type: str = "ddpm"      # --model: "ddpm" (the diffusion) or "vae" (the one-latent VAE, pyddpm.models.vae)
     data: str = "digits"          # see pyddpm.data.load_data: "digits", a folder, .npz, MNIST, CIFAR-10
     model: dict = field(default_factory=dict)  # U-Net keyword arguments (pyddpm.models.unet.PRESETS)
     # Diffusion (Sec. 4, Ho et al. 2020): T = 1000, linear betas 1e-4 -> 0.02, epsilon prediction, L_simple.
@@ -24,6 +25,9 @@ class TrainConfig:
     mean_type: str = "eps"
     var_type: str = "fixedlarge"
     loss_type: str = "simple"
+    x0_weight: str = "unweighted"  # x0-model with L_simple: "snr" weights it to the eps-MSE (Eq. 2.10, seed 004)
+    hybrid_lambda: float = 0.001   # L_hybrid = L_simple + lambda L_vlb (Nichol & Dhariwal 2021)
+    t_sampling: str = "uniform"    # "importance": t ~ sqrt(E[L_t^2]), for --loss-type kl only
     # Optimisation (App. B): Adam 2e-4, warm-up, clip 1.0, EMA 0.9999.
     steps: int = 2000
     batch_size: int = 32
@@ -63,6 +67,12 @@ class ConfigError(ValueError):
 
 
 BACKENDS = ("auto", "numpy", "cpu", "cuda")
+MODEL_TYPES = ("ddpm", "vae")
+X0_WEIGHTS = ("unweighted", "snr")
+T_SAMPLINGS = ("uniform", "importance")
+# The diffusion's own settings: a VAE run has none of them, so each must keep its default there.
+DIFFUSION_FIELDS = ("timesteps", "schedule", "mean_type", "var_type", "loss_type", "x0_weight", "hybrid_lambda",
+                    "t_sampling")
 
 
 def _int(name, value, low, what):
@@ -95,6 +105,11 @@ def validate(cfg):
     _choice("var_type", cfg.var_type, VAR_TYPES)
     _choice("loss_type", cfg.loss_type, LOSS_TYPES)
     _choice("backend", cfg.backend, BACKENDS)
+    _choice("model_type", cfg.model_type, MODEL_TYPES)
+    _choice("x0_weight", cfg.x0_weight, X0_WEIGHTS)
+    _choice("t_sampling", cfg.t_sampling, T_SAMPLINGS)
+    _float("hybrid_lambda", cfg.hybrid_lambda, lambda v: v > 0, "a finite number > 0")
+    _combinations(cfg)
     if cfg.hflip not in (None, True, False):
         raise ConfigError(f"--hflip must be on, off or auto, got {cfg.hflip!r}")
     for name in ("data", "out", "preset"):
@@ -102,6 +117,33 @@ def validate(cfg):
             raise ConfigError(f"--{name} must be a non-empty string, got {getattr(cfg, name)!r}")
     if not isinstance(cfg.model, dict):
         raise ConfigError(f"model must be a dict of U-Net settings, got {type(cfg.model).__name__}")
+
+
+def _combinations(cfg):
+    """Settings that are each in range but make no sense together."""
+    if cfg.model_type == "vae":
+        default = preset_config(cfg.preset) if cfg.preset in PRESETS else TrainConfig()
+        changed = [f for f in DIFFUSION_FIELDS if getattr(cfg, f) != getattr(default, f)]
+        if changed:
+            flag = "--" + changed[0].replace("_", "-")
+            raise ConfigError(f"{flag} is a diffusion setting; --model vae has no diffusion (drop {flag})")
+        return
+    learned = cfg.var_type in LEARNED_VAR_TYPES
+    if learned and cfg.loss_type not in ("kl", "hybrid"):
+        raise ConfigError(f"--var-type {cfg.var_type} needs --loss-type kl or hybrid: --loss-type {cfg.loss_type} "
+                          f"gives the variance no gradient")
+    if cfg.loss_type == "hybrid" and not learned:
+        raise ConfigError("--loss-type hybrid trains a learned variance: use it with --var-type learned or "
+                          "learned-range")
+    if cfg.loss_type == "dsm" and learned:
+        raise ConfigError("--loss-type dsm trains the score only; it cannot train --var-type " + cfg.var_type)
+    if cfg.x0_weight != "unweighted" and (cfg.mean_type != "x0" or cfg.loss_type != "simple"):
+        raise ConfigError("--x0-weight applies to --mean-type x0 with --loss-type simple only")
+    if cfg.t_sampling == "importance" and cfg.loss_type != "kl":
+        raise ConfigError("--t-sampling importance is for the pure bound (--loss-type kl): other losses weight "
+                          "the timesteps themselves")
+    if cfg.hybrid_lambda != TrainConfig.hybrid_lambda and cfg.loss_type != "hybrid":
+        raise ConfigError("--hybrid-lambda applies to --loss-type hybrid only")
 
 
 PRESETS = {

@@ -24,6 +24,7 @@ from pyddpm.arrays import to_host
 from pyddpm.autograd import no_grad
 from pyddpm.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
 from pyddpm.data import to_model_range
+from pyddpm.diffusion.timestep_sampler import timestep_sampler
 from pyddpm.image_grid import save_image_grid
 from pyddpm.nn.optim import EMA, Adam, adam_ema_step, clip_grad_norm, warmup_lr
 from pyddpm.ops.backend import array_library, set_backend
@@ -52,6 +53,7 @@ class Trainer:
         self.ema_model.load_state_dict(self.model.state_dict())
         self.ema_model.eval()
         self.diffusion = build_diffusion(cfg)
+        self.timesteps = timestep_sampler(cfg.t_sampling, cfg.timesteps)
         self.params = self.model.parameters()
         self.opt = Adam(self.params, lr=cfg.lr)
         self.ema = EMA(self.params, self.ema_model.parameters(), decay=cfg.ema_decay)
@@ -74,9 +76,27 @@ class Trainer:
         if self.hflip:
             flip = rng.random(cfg.batch_size) < 0.5
             x0[flip] = x0[flip, :, :, ::-1]
-        t = rng.integers(0, self.diffusion.num_timesteps, cfg.batch_size)  # uniform over indices 0..T-1
+        t, weights = self.timesteps.sample(rng, cfg.batch_size)  # uniform over 0..T-1 unless importance-sampled
         noise = rng.standard_normal(x0.shape, dtype=np.float32)
-        return self.xp.asarray(x0), t, self.xp.asarray(noise)  # t stays on the host: it indexes tables
+        return self.xp.asarray(x0), t, self.xp.asarray(noise), weights  # t stays on the host: it indexes tables
+
+    def losses(self):
+        """One batch's loss (a 0-d Tensor) and what update() needs of it; all randomness from self.rng."""
+        x0, t, noise, weights = self.batch()
+        per_sample = self.diffusion.training_losses(self.model, x0, t, noise)["loss"]
+        if self.cfg.t_sampling == "uniform":
+            return per_sample.mean(), None
+        weights = self.xp.asarray(weights.astype(per_sample.data.dtype))
+        return (per_sample * weights).mean(), (t, per_sample.data)
+
+    def learn_from(self, batch_losses):
+        """Feed the importance sampler the batch's per-sample terms L_t (held interrupts: all or nothing)."""
+        if batch_losses is not None:
+            self.timesteps.update(batch_losses[0], to_host(batch_losses[1]))
+
+    def generate(self, shape, rng):
+        """Images of ``shape`` from the EMA model, on the run's array library (Alg. 2)."""
+        return self.diffusion.p_sample_loop(model_fn_arrays(self.ema_model), shape, rng, progress=True, xp=self.xp)
 
     def train_step(self, after_update=None):
         """Forward, loss, backward (interruptible: a Ctrl-C puts the generator back to where the step began,
@@ -87,10 +107,8 @@ class Trainer:
         """
         state = self.rng.bit_generator.state
         try:
-            x0, t, noise = self.batch()
             self.model.train()
-            losses = self.diffusion.training_losses(self.model, x0, t, noise)
-            loss = losses["loss"].mean()
+            loss, batch_losses = self.losses()
             self.model.zero_grad()
             loss.backward()
         except KeyboardInterrupt:
@@ -99,6 +117,7 @@ class Trainer:
         with deferred_interrupt():
             grad_norm = clip_grad_norm(self.params, self.cfg.grad_clip)
             adam_ema_step(self.opt, self.ema, lr=warmup_lr(self.step + 1, self.cfg.lr, self.cfg.warmup))
+            self.learn_from(batch_losses)
             self.step += 1
             self.pending.append((self.step, loss.data, grad_norm))
             if after_update is not None:
@@ -143,6 +162,7 @@ class Trainer:
         names = [name for name, _ in self.model.named_parameters()]
         arrays.update({f"adam_m/{n}": m for n, m in zip(names, self.opt.m)})
         arrays.update({f"adam_v/{n}": v for n, v in zip(names, self.opt.v)})
+        arrays.update({f"timesteps/{k}": v for k, v in self.timesteps.state().items()})
         arrays = {k: to_host(v) for k, v in arrays.items()}
         bad = [k for k, a in arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
         if bad:
@@ -167,6 +187,7 @@ class Trainer:
             self.opt.v = [self.xp.array(v[n]) for n in names]
             self.opt.t, self.ema.num_updates, self.step = meta["adam_t"], meta["ema_updates"], meta["step"]
             self.rng.bit_generator.state = meta["rng_state"]
+            self.timesteps.load_state(_strip(arrays, "timesteps/"))
             self.unlogged = [(int(s), float(loss), float(norm)) for s, loss, norm in meta.get("unlogged", [])]
             self.wall_before, self.grid_due = float(meta.get("wall_time", 0.0)), bool(meta.get("grid_due", False))
         except (KeyError, ValueError, TypeError) as e:
@@ -178,8 +199,7 @@ class Trainer:
         rng = np.random.default_rng([self.cfg.seed, self.step])
         shape = (self.cfg.n_samples, *self.image_shape)
         with no_grad():
-            x = to_host(self.diffusion.p_sample_loop(model_fn_arrays(self.ema_model), shape, rng, progress=True,
-                                                     xp=self.xp))
+            x = to_host(self.generate(shape, rng))
         if not np.isfinite(x).all():
             raise TrainingError(f"step {self.step}: the EMA weights sample inf or NaN; stopping ({self.newest()})")
         path = self.out / SAMPLES_NAME / f"step{self.step:07d}.png"
