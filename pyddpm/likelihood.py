@@ -28,13 +28,16 @@ def normal_kl(mean1, logvar1, mean2, logvar2):
 
     The Gaussian KL behind every L_{t-1} term of Eq. 5 (Ho et al. 2020):
     0.5 (-1 + logvar2 - logvar1 + exp(logvar1 - logvar2) + (mean1 - mean2)^2 exp(-logvar2)).
-    The means may be autograd Tensors: they only meet + - * and ** 2, while exp is applied to the
-    log-variances, which are always arrays or scalars.
+    Any argument may be an autograd Tensor (a learned reverse variance makes logvar2 one): it meets only
+    + - * ** 2 and exp, which a Tensor has as a method.
     """
-    xp = array_module(logvar1, logvar2)
     # Difference the log-variances first: it is exact for equal variances, so KL(N, N) = 0 exactly.
-    return 0.5 * (-1.0 + (logvar2 - logvar1) + xp.exp(logvar1 - logvar2)
-                  + (mean1 - mean2) ** 2 * xp.exp(-logvar2))
+    return 0.5 * (-1.0 + (logvar2 - logvar1) + _exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * _exp(-logvar2))
+
+
+def _exp(a):
+    """exp of an array, a scalar or an autograd Tensor (whose exp is a method, kept on the tape)."""
+    return a.exp() if hasattr(a, "backward") else array_module(a).exp(a)
 
 
 def _to_host_float64(a):

@@ -165,6 +165,19 @@ def test_discretized_gaussian_log_likelihood_grad():
     log_scales = rng.uniform(-3, 0, size=(2, 3))
     check_grads(lambda m: ag.discretized_gaussian_log_likelihood(x, m, log_scales), x + randn(2, 3) * 0.05,
                 rtol=1e-4, atol=1e-6)
+    # A learned variance: the log-scales are the network's output too, per element and per sample.
+    check_grads(lambda m, s: ag.discretized_gaussian_log_likelihood(x, m, s), x + randn(2, 3) * 0.05, log_scales,
+                rtol=1e-4, atol=1e-6)
+    check_grads(lambda s: ag.discretized_gaussian_log_likelihood(x, x + 0.02, s), log_scales[:, :1],
+                rtol=1e-4, atol=1e-6)
+
+
+def test_normal_kl_grad_in_every_argument():
+    """The bound's Gaussian KL with Tensor means and log-variances (a learned reverse variance)."""
+    from pyddpm.likelihood import normal_kl
+    check_grads(normal_kl, randn(2, 3), randn(2, 3) * 0.5, randn(2, 3), randn(2, 3) * 0.5)
+    logvar1 = randn(2, 3) * 0.5
+    check_grads(lambda m, v: normal_kl(m, logvar1, 0.0, v), randn(2, 3), randn(2, 1))
 
 
 def test_cross_entropy_grad():
