@@ -45,26 +45,34 @@ def posterior_mean(x0, x_t, posterior_mean_coef1, posterior_mean_coef2):
 def reverse_mean(model_output, x_t, coefs, mean_type, clip_denoised):
     """The reverse step's mean and the model's x_0 estimate, both (B, ...) like x_t.
 
-    model_output: eps for mean_type "eps" (the mean is then Eq. 11), x_0 for "x0". coefs: a
-    ReverseStepTables of gathered values (B, 1, ..., 1); its log-variance is not used here.
-    clip_denoised clips the x_0 estimate to [-1, 1] before it enters Eq. 7 (arrays only).
+    model_output: eps for mean_type "eps" (the mean is then Eq. 11), x_0 for "x0", the mean itself for
+    "mean" (its x_0 estimate is Eq. 7 solved for x_0). coefs: a ReverseStepTables of gathered values
+    (B, 1, ..., 1); its log-variance is not used here. clip_denoised clips the x_0 estimate to [-1, 1] before it
+    enters Eq. 7 (arrays only); a "mean" model's mean is its output, never clipped (the official code's xprev).
     """
     if mean_type == "eps":
         pred_x0 = predict_x0_from_eps(x_t, model_output, coefs.sqrt_recip_alphas_cumprod,
                                       coefs.sqrt_recipm1_alphas_cumprod)
-    else:
+    elif mean_type == "x0":
         pred_x0 = model_output
+    else:
+        pred_x0 = (model_output - coefs.posterior_mean_coef2 * x_t) * (1.0 / coefs.posterior_mean_coef1)
     if clip_denoised:
         pred_x0 = array_module(pred_x0).clip(pred_x0, -1.0, 1.0)
+    if mean_type == "mean":
+        return model_output, pred_x0
     return posterior_mean(pred_x0, x_t, coefs.posterior_mean_coef1, coefs.posterior_mean_coef2), pred_x0
 
 
 def x0_coefs(tables, t, mean_type):
     """(from_x, from_out), float64 like the int indices t: the model's x_0 estimate at t is
-    from_x x_t + from_out model_output; eps-model (Eq. 15): sqrt(1/abar_t), -sqrt(1/abar_t - 1); x0-model: 0, 1."""
+    from_x x_t + from_out model_output; eps-model (Eq. 15): sqrt(1/abar_t), -sqrt(1/abar_t - 1); x0-model: 0, 1;
+    mean-model (Eq. 7 solved for x_0): -coef2_t / coef1_t, 1 / coef1_t."""
     t = np.asarray(t)
     if mean_type == "eps":
         return tables.sqrt_recip_alphas_cumprod[t], -tables.sqrt_recipm1_alphas_cumprod[t]
+    if mean_type == "mean":
+        return -tables.posterior_mean_coef2[t] / tables.posterior_mean_coef1[t], 1.0 / tables.posterior_mean_coef1[t]
     return np.zeros(t.shape), np.ones(t.shape)
 
 
@@ -72,7 +80,7 @@ def step_coefs(tables, t, mean_type):
     """One step of Alg. 2 at indices t (int (B,), 0..T-1) as the five per-sample coefficients of the fused
     sampler step, float64 (B,) arrays in the order of pyddpm.ops.sampler_step.StepCoefs (tables: a
     ReverseStepTables of float64 (T,) tables):
-        x0_hat  = sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps     eps-model (Eq. 15); x0_hat = out for "x0"
+        x0_hat  = sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps     eps-model (Eq. 15); x0_coefs for the others
         x_{t-1} = coef1_t x0_hat + coef2_t x_t + sigma_t z         Eq. 7's mean at x0_hat, plus the noise
     with sigma_t = exp(0.5 log sigma_t^2), exactly 0 at index 0 (Alg. 2 line 3: z = 0 at the paper's t = 1).
     """

@@ -8,7 +8,9 @@ Coefficient tables are float64 numpy arrays of shape (T,). A coefficient gathere
 once to the data's dtype and reshaped to (B, 1, ..., 1) on the data's array module (numpy or cupy).
 
 Functions of the model output (p_mean_variance, vb_terms_bpd, training_losses) also accept an
-autograd Tensor in place of an array: they combine it with arrays by + - * ** and .mean only.
+autograd Tensor in place of an array: they combine it with arrays by + - * ** exp, slicing and .mean only.
+The model output has the data's shape, or twice its channels when the variance is learned (the mean part,
+then the variance part: pyddpm.diffusion.learned_variance).
 q_sample and p_sample take arrays only and run as fused kernels (pyddpm.ops.q_sample, .sampler_step) on
 the run's backend (pyddpm.ops.backend; numpy unless set).
 """
@@ -18,60 +20,39 @@ import math
 import numpy as np
 from tqdm import tqdm
 
-from pyddpm import autograd, likelihood
+from pyddpm import likelihood
 from pyddpm.arrays import array_module, gather, to_host
 from pyddpm.autograd import Tensor
-from pyddpm.diffusion.score import score
+from pyddpm.diffusion import learned_variance, losses
+from pyddpm.diffusion.losses import mean_flat as _mean_flat
+from pyddpm.diffusion.settings import LEARNED_VAR_TYPES, check_settings
 from pyddpm.ops import checks
-from pyddpm.ops.discretized_gaussian_log_likelihood import discretized_gaussian_log_likelihood as ops_dgll
-from pyddpm.ops.normal_kl import normal_kl as ops_normal_kl
 from pyddpm.ops.q_sample import q_sample
 from pyddpm.ops.sampler_step import StepCoefs, sampler_step
 from pyddpm.reverse_step import ReverseStepTables, posterior_mean, predict_x0_from_eps, reverse_mean, step_coefs
 
-MEAN_TYPES = ("eps", "x0", "mean")
-LEARNED_VAR_TYPES = ("learned", "learned-range")
-VAR_TYPES = ("fixedlarge", "fixedsmall", *LEARNED_VAR_TYPES)
-LOSS_TYPES = ("simple", "kl", "dsm", "hybrid")
-
-
-def _mean_flat(v):
-    """Mean over every axis but the batch axis: (B, ...) -> (B,)."""
-    return v.mean(axis=tuple(range(1, len(v.shape))))
-
-
-def _kl_bpd(mean1, logvar1, mean2, logvar2):
-    """Per-sample KL(N1 || N2) in bits/dim (B,). Arrays: the fused kernel reduces in the same pass; a Tensor
-    mean2 (training on the bound): the autograd-friendly arithmetic of likelihood.normal_kl."""
-    if isinstance(mean2, Tensor):
-        return _mean_flat(likelihood.normal_kl(mean1, logvar1, mean2, logvar2)) / math.log(2.0)
-    return ops_normal_kl(mean1, logvar1, mean2, logvar2, per_sample_bpd=True).astype(mean1.dtype)
-
-
-def _decoder_nll_bpd(x, means, log_scales):
-    """Per-sample -log p(x) of the discretized Gaussian decoder (Eq. 13) in bits/dim (B,): the fused kernel
-    for arrays, the autograd op for a Tensor ``means``."""
-    if isinstance(means, Tensor):
-        return -_mean_flat(autograd.discretized_gaussian_log_likelihood(x, means, log_scales)) / math.log(2.0)
-    return ops_dgll(x, means, log_scales, per_sample_bpd=True).astype(x.dtype)
 
 
 class GaussianDiffusion:
-    """Forward process q, reverse process p with fixed variances, and the variational bound (Eq. 1-14).
+    """Forward process q, reverse process p, and the variational bound (Eq. 1-14).
 
     betas: (T,) forward variances, index i = paper's beta_{i+1}; T >= 2.
-    mean_type: "eps" (the model predicts the noise, Eq. 11) or "x0" (it predicts x_0 directly).
+    mean_type: "eps" (the model predicts the noise, Eq. 11), "x0" (it predicts x_0 directly) or "mean" (it
+      predicts the reverse mean mu_theta itself, Table 2's mu-tilde prediction).
     var_type: "fixedlarge" (sigma_t^2 = beta_t, with beta-tilde at index 0 so the decoder is finite,
-      as the official CIFAR-10 run) or "fixedsmall" (sigma_t^2 = beta-tilde_t, Eq. 7).
-    loss_type: "simple" (unweighted MSE, Eq. 14), "kl" (the bound term at the sampled t, Eq. 5) or "dsm"
-      (denoising score matching on the model's score, pyddpm.diffusion.score).
+      as the official CIFAR-10 run), "fixedsmall" (sigma_t^2 = beta-tilde_t, Eq. 7), or learned per element
+      by the network: "learned" or "learned-range" (pyddpm.diffusion.learned_variance).
+    loss_type: "simple", "kl", "hybrid" or "dsm" (pyddpm.diffusion.losses). A learned variance trains on
+      "kl" or "hybrid" only, and "hybrid" needs one.
+    x0_weight: "unweighted" or "snr" (x0-model with "simple" only: Eq. 2.10's weight, seed 004).
+    hybrid_lambda: lambda of the hybrid loss, L_simple + lambda L_vlb.
     """
 
-    def __init__(self, betas, mean_type="eps", var_type="fixedlarge", loss_type="simple"):
-        for name, value, allowed in (("mean_type", mean_type, MEAN_TYPES), ("var_type", var_type, VAR_TYPES),
-                                     ("loss_type", loss_type, LOSS_TYPES)):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    def __init__(self, betas, mean_type="eps", var_type="fixedlarge", loss_type="simple", x0_weight="unweighted",
+                 hybrid_lambda=0.001):
+        check_settings(mean_type, var_type, loss_type, x0_weight, hybrid_lambda)
+        self.learned_variance = var_type in LEARNED_VAR_TYPES
+        self.x0_weight, self.hybrid_lambda = x0_weight, float(hybrid_lambda)
         betas = np.array(to_host(betas), dtype=np.float64)
         if betas.ndim != 1 or betas.shape[0] < 2:
             raise ValueError(f"betas must be 1-D with T >= 2 entries, got shape {betas.shape}")
@@ -95,6 +76,7 @@ class GaussianDiffusion:
         # beta-tilde_1 = 0 (x_0 is known given x_1 and x_0): its log is -inf, so index 0 borrows index 1.
         self.posterior_log_variance_clipped = np.log(np.append(self.posterior_variance[1],
                                                                self.posterior_variance[1:]))
+        self.log_betas = np.log(betas)
         self.posterior_mean_coef1 = betas * np.sqrt(self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
         self.posterior_mean_coef2 = (1.0 - self.alphas_cumprod_prev) * np.sqrt(self.alphas) / (
             1.0 - self.alphas_cumprod)
@@ -104,6 +86,10 @@ class GaussianDiffusion:
         if var_type == "fixedlarge":
             self.model_variance = np.append(self.posterior_variance[1], betas[1:])
             self.model_log_variance = np.log(self.model_variance)
+        elif self.learned_variance:
+            # sigma = 1 in the tables: the sampling step multiplies the noise by the learned sigma per element.
+            self.model_variance = np.ones_like(betas)
+            self.model_log_variance = np.zeros_like(betas)
         else:
             self.model_variance = self.posterior_variance
             self.model_log_variance = self.posterior_log_variance_clipped
@@ -167,41 +153,71 @@ class GaussianDiffusion:
 
     # --- reverse process -------------------------------------------------------------------------------
 
+    def split_output(self, model_output, x):
+        """(mean part, variance part or None) of a model output for data x (B, C, ...): C channels each."""
+        return learned_variance.split_output(model_output, x, self.learned_variance)
+
+    def model_log_variance_of(self, var_output, t, x):
+        """log sigma_t^2 of p(x_{t-1} | x_t) at indices t (B,): the fixed table's, (B, 1, ..., 1), when var_output
+        is None; else per element (B, C, ...) from the output's variance part (Nichol & Dhariwal Eq. 15)."""
+        if var_output is None:
+            return self._extract(self.model_log_variance, t, x)
+        log_var = learned_variance.log_variance(self.var_type, var_output, t, x, self.log_betas,
+                                                self.posterior_log_variance_clipped)
+        return log_var if isinstance(log_var, Tensor) else array_module(x).ascontiguousarray(log_var)
+
     def p_mean_variance(self, model_output, xt, t, clip_denoised):
         """Mean and variance of p(x_{t-1} | x_t) (Eq. 1 and Sec. 3.2) and the model's x_0 estimate.
 
-        model_output (B, ...): eps for mean_type "eps" (mean = Eq. 11, computed as the posterior mean
-        Eq. 7 at the predicted x_0, which is the same expression), x_0 for "x0". clip_denoised clips
-        the predicted x_0 to [-1, 1] (sampling only; it must be False for a Tensor model output).
-        Returns dict: mean (B, ...), variance and log_variance (B, 1, ...), pred_x0 (B, ...).
+        model_output (B, C or 2C, ...): its mean part is eps for mean_type "eps" (mean = Eq. 11, computed as the
+        posterior mean Eq. 7 at the predicted x_0, which is the same expression), x_0 for "x0", the mean itself
+        for "mean". clip_denoised clips the predicted x_0 to [-1, 1] (sampling only; it must be False for a
+        Tensor output); a "mean" model's mean is not clipped, only its x_0 estimate (as the official code).
+        Returns dict: mean (B, ...), variance and log_variance ((B, 1, ...) fixed, (B, ...) learned), pred_x0.
         """
-        if clip_denoised and isinstance(model_output, Tensor):
+        return self._mean_variance(*self.split_output(model_output, xt), xt, t, clip_denoised)
+
+    def _mean_variance(self, mean_out, var_out, xt, t, clip_denoised):
+        if clip_denoised and isinstance(mean_out, Tensor):
             raise ValueError("clip_denoised=True is not differentiable; pass False for a Tensor output")
         coefs = ReverseStepTables(*(self._extract(table, t, xt) for table in self.step_tables))
         # Eq. 11 (mean_type "eps"): mu_theta = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps_theta),
         # formed as Eq. 7's posterior mean at Eq. 15's x_0: the same number (tests/test_diffusion.py,
         # test_eps_form_of_the_posterior_mean), with room to clip x_0 in between. p_sample's fused step takes
         # the same formula as coefficients (pyddpm.reverse_step.step_coefs).
-        mean, pred_x0 = reverse_mean(model_output, xt, coefs, self.mean_type, clip_denoised)
-        return {"mean": mean, "variance": self._extract(self.model_variance, t, xt),
-                "log_variance": coefs.model_log_variance, "pred_x0": pred_x0}
+        mean, pred_x0 = reverse_mean(mean_out, xt, coefs, self.mean_type, clip_denoised)
+        log_var = self.model_log_variance_of(var_out, t, xt)
+        if var_out is None:
+            variance = self._extract(self.model_variance, t, xt)
+        else:
+            variance = log_var.exp() if isinstance(log_var, Tensor) else array_module(xt).exp(log_var)
+        return {"mean": mean, "variance": variance, "log_variance": log_var, "pred_x0": pred_x0}
 
     def p_sample(self, model_output, xt, t, noise, clip_denoised=True):
         """One step of Alg. 2: x_{t-1} = mean + sigma_t z, with z = 0 for samples at index 0 (paper t = 1).
 
-        model_output, xt, noise: (B, ...) arrays (not Tensors); t: int (B,). Returns dict: sample, pred_x0
-        (B, ...). The same numbers as p_mean_variance's mean plus the noise, in one fused pass.
+        model_output (B, C or 2C, ...), xt, noise (B, ...): arrays (not Tensors); t: int (B,). Returns dict:
+        sample, pred_x0 (B, ...). The same numbers as p_mean_variance's mean plus the noise, in one fused pass.
         """
         sample, pred_x0 = self._reverse_step(model_output, xt, t, noise, clip_denoised, True)
         return {"sample": sample, "pred_x0": pred_x0}
 
     def _reverse_step(self, model_output, xt, t, noise, clip_denoised, return_pred_x0):
         """(x_{t-1}, pred_x0 or None) from the fused kernel; the loop skips pred_x0 to save its write. Each
-        sample's coefficients come from the float64 tables at its own t (pyddpm.reverse_step.step_coefs)."""
+        sample's coefficients come from the float64 tables at its own t (pyddpm.reverse_step.step_coefs); a
+        learned variance enters per element as the kernel's log_variance."""
         t = self._timesteps(t, xt)
-        model_output, xt, noise = self._kernel_arrays(model_output, xt, noise)
+        mean_out, var_out = self.split_output(model_output, xt)
+        mean_out, xt, noise = self._kernel_arrays(mean_out, xt, noise)
+        log_var = None if var_out is None else self._kernel_arrays(self.model_log_variance_of(var_out, t, xt),
+                                                                   xt)[0]
         coefs = StepCoefs(*step_coefs(self.step_tables, t, self.mean_type))
-        return sampler_step(model_output, xt, noise, coefs, clip_denoised, return_pred_x0)
+        # A "mean" model's mean is used as it is (the official code's xprev); clipping touches its x_0 only.
+        clip_mean = clip_denoised and self.mean_type != "mean"
+        x_next, pred_x0 = sampler_step(mean_out, xt, noise, coefs, clip_mean, return_pred_x0, log_variance=log_var)
+        if pred_x0 is not None and clip_denoised and not clip_mean:
+            pred_x0 = array_module(pred_x0).clip(pred_x0, -1.0, 1.0)
+        return x_next, pred_x0
 
     def p_sample_loop(self, model_fn, shape, rng, progress=True, clip_denoised=True, dtype=np.float32, xp=np):
         """Alg. 2: x_T ~ N(0, I), then p_sample for indices T-1..0. Returns x_0, shape ``shape``, on ``xp``.
@@ -228,46 +244,30 @@ class GaussianDiffusion:
         Nats are averaged over the non-batch dimensions and divided by ln 2, as the official code.
         Returns dict: output (B,), pred_x0 (B, ...).
         """
+        return self.vb_terms_from_parts(*self.split_output(model_output, xt), x0, xt, t, clip_denoised)
+
+    def vb_terms_from_parts(self, mean_out, var_out, x0, xt, t, clip_denoised):
+        """vb_terms_bpd of the output's mean part and variance part (None for a fixed variance) taken apart, so
+        the hybrid loss can stop the bound's gradient at the mean (pyddpm.diffusion.losses)."""
         true_mean, _, true_log_var = self.q_posterior_mean_variance(x0, xt, t)
-        out = self.p_mean_variance(model_output, xt, t, clip_denoised)
+        out = self._mean_variance(mean_out, var_out, xt, t, clip_denoised)
         mean, log_var = out["mean"], out["log_variance"]
         # L_{t-1} of Eq. 5. With mean_type "eps" it is Eq. 12, beta_t^2 / (2 sigma_t^2 alpha_t (1 - abar_t))
         # ||eps - eps_theta||^2, plus a constant when sigma_t^2 is not beta-tilde_t (tests/test_diffusion.py,
         # test_kl_term_is_lambda_weighted_noise_mse_with_beta_tilde and test_kl_term_with_sigma_squared_beta).
-        kl = _kl_bpd(true_mean, true_log_var, mean, log_var)
+        kl = losses.kl_bpd(true_mean, true_log_var, mean, log_var)
         if not (to_host(t) == 0).any():  # the decoder is the costliest term: skip it when unused
             return {"output": kl, "pred_x0": out["pred_x0"]}
         first = self._is_first_step(t, xt)
-        decoder_nll = _decoder_nll_bpd(x0, mean, 0.5 * log_var)
+        decoder_nll = losses.decoder_nll_bpd(x0, mean, 0.5 * log_var)
         # Arithmetic masking, not where(): it keeps working when the terms are Tensors.
         return {"output": first * decoder_nll + (1.0 - first) * kl, "pred_x0": out["pred_x0"]}
 
     def training_losses(self, model_fn, x0, t, noise):
-        """Per-sample training loss at indices t (B,) for data x0 and noise (B, ...), both arrays.
-
-        x_t = q_sample(x0, t, noise); model_fn(x_t, t) is the model output (an array or a Tensor).
-        loss_type "simple": mean over the non-batch dims of (target - output)^2, target = noise for
-        "eps" (Eq. 14, Alg. 1) or x0 for "x0" (predict-data training). loss_type "kl": the bound term
-        vb_terms_bpd at t without clipping (Eq. 5). loss_type "dsm": the seed's denoising score matching
-        objective at the noise level of t (seed 003_b3aca02c5cb86363.txt, "DSM Objective"; Vincent 2011),
-        1/2 ||s_theta(x_t, t) - grad log q(x_t | x_0)||^2 averaged over the dims, with the target score
-        -noise / sqrt(1 - abar_t): for an eps-model it is L_simple's term times 1 / (2 (1 - abar_t))
-        (tests/test_diffusion.py, test_dsm_is_l_simple_with_the_seeds_weight). Returns dict: loss (B,), and
-        mse, vb or dsm (B,).
-        """
-        xt = self.q_sample(x0, t, noise)
-        model_output = model_fn(xt, t)
-        if self.loss_type == "simple":
-            # Eq. 14: Eq. 12 with its weight dropped (for "eps"), averaged over the dimensions.
-            target = noise if self.mean_type == "eps" else x0
-            mse = _mean_flat((target - model_output) ** 2)
-            return {"loss": mse, "mse": mse}
-        if self.loss_type == "dsm":
-            target = noise * self._extract(-1.0 / self.sqrt_one_minus_alphas_cumprod, t, xt)
-            dsm = _mean_flat(0.5 * (score(self, model_output, xt, t) - target) ** 2)
-            return {"loss": dsm, "dsm": dsm}
-        vb = self.vb_terms_bpd(model_output, x0, xt, t, clip_denoised=False)["output"]
-        return {"loss": vb, "vb": vb}
+        """Per-sample training loss of loss_type at indices t (B,) for data x0 and noise (B, ...), both arrays:
+        x_t = q_sample(x0, t, noise), model_fn(x_t, t) the model output (an array or a Tensor). Every objective
+        is in pyddpm.diffusion.losses. Returns dict: loss (B,), and mse, vb or dsm (B,)."""
+        return losses.training_losses(self, model_fn, x0, t, noise)
 
     def calc_bpd_loop(self, model_fn, x0, rng, clip_denoised=True, progress=True):
         """The full bound (Eq. 5) per sample in bits/dim: the paper's NLL upper bound (Table 1).

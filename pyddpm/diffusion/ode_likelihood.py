@@ -65,6 +65,7 @@ def _velocity_and_divergence(vjp_fn, diffusion, x_tilde, index, probe, trace):
             unit.reshape(B, D)[:, k] = 1.0
             out, vjp = vjp_fn(x, t, unit)
             div_out = div_out + xp.asarray(vjp, dtype=np.float64).reshape(B, D)[:, k]
+    out = diffusion.split_output(out, x)[0]  # a learned variance's channels play no part in the ODE
     x0_hat = from_x * x + from_out * xp.asarray(out, dtype=np.float64)
     eps_hat = (x - math.sqrt(abar) * x0_hat) / math.sqrt(1.0 - abar)
     div = math.sqrt(abar / (1.0 - abar)) * (D - math.sqrt(abar) * (from_x * D + from_out * div_out))

@@ -42,7 +42,7 @@ def alpha_bar(diffusion, index):
 
 def x0_coefs(diffusion, index):
     """(from_x, from_out): the model's x_0 estimate at ``index`` is from_x x_t + from_out model_output.
-    eps-model: Eq. 15, (sqrt(1 / abar), -sqrt(1 / abar - 1)); x0-model: (0, 1)."""
+    eps-model: Eq. 15, (sqrt(1 / abar), -sqrt(1 / abar - 1)); x0-model: (0, 1); mean-model: Eq. 7 solved for x_0."""
     from_x, from_out = reverse_step.x0_coefs(diffusion.step_tables, index, diffusion.mean_type)
     return float(from_x), float(from_out)
 
@@ -53,11 +53,15 @@ def score_coefs(abar):
 
 
 def score(diffusion, model_output, x_t, t):
-    """s_theta(x_t, t) (B, ...) from the model output (B, ...) at int indices t (B,): -eps / sqrt(1 - abar_t)
-    for an eps-model, (sqrt(abar_t) x0 - x_t) / (1 - abar_t) for an x0-model. Arrays or autograd Tensors
-    (only + - * are used on the data)."""
+    """s_theta(x_t, t) (B, ...) from the model output's mean part (B, ...) at int indices t (B,): -eps /
+    sqrt(1 - abar_t) for an eps-model; (sqrt(abar_t) x0_hat - x_t) / (1 - abar_t) with the x_0 estimate of
+    x0_coefs for an x0- or mean-model. Arrays or autograd Tensors (only + - * are used on the data)."""
     like = x_t.data if isinstance(x_t, Tensor) else x_t
     if diffusion.mean_type == "eps":
         return model_output * gather(-1.0 / diffusion.sqrt_one_minus_alphas_cumprod, t, like)
+    T = diffusion.num_timesteps
+    from_x, from_out = reverse_step.x0_coefs(diffusion.step_tables, np.arange(T), diffusion.mean_type)
     abar = diffusion.alphas_cumprod
-    return model_output * gather(np.sqrt(abar) / (1.0 - abar), t, like) - x_t * gather(1.0 / (1.0 - abar), t, like)
+    from_x0 = np.sqrt(abar) / (1.0 - abar)
+    return model_output * gather(from_x0 * from_out, t, like) + x_t * gather(from_x0 * from_x - 1.0 / (1.0 - abar),
+                                                                             t, like)

@@ -9,7 +9,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from pyddpm.diffusion.gaussian_diffusion import LEARNED_VAR_TYPES, LOSS_TYPES, MEAN_TYPES, VAR_TYPES
+from pyddpm.diffusion.settings import LEARNED_VAR_TYPES, LOSS_TYPES, MEAN_TYPES, VAR_TYPES, X0_WEIGHTS
 from pyddpm.diffusion.schedules import SCHEDULES
 
 
@@ -68,7 +68,6 @@ class ConfigError(ValueError):
 
 BACKENDS = ("auto", "numpy", "cpu", "cuda")
 MODEL_TYPES = ("ddpm", "vae")
-X0_WEIGHTS = ("unweighted", "snr")
 T_SAMPLINGS = ("uniform", "importance")
 # The diffusion's own settings: a VAE run has none of them, so each must keep its default there.
 DIFFUSION_FIELDS = ("timesteps", "schedule", "mean_type", "var_type", "loss_type", "x0_weight", "hybrid_lambda",

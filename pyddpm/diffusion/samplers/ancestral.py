@@ -7,6 +7,8 @@ and its own fixed variance (beta' or beta-tilde', the run's var_type). At K = T 
 
 import numpy as np
 
+from pyddpm import reverse_step
+from pyddpm.arrays import array_module
 from pyddpm.diffusion.samplers.steps import draw, respaced, strided_indices, walk
 
 
@@ -22,6 +24,10 @@ def ancestral(model_fn, diffusion, shape, rng, steps=None, *, clip_denoised=True
     top = diffusion.num_timesteps - 1 if start_index is None else int(start_index)
     indices = strided_indices(top + 1, top + 1 if steps is None else steps)
     chain = respaced(diffusion, indices)
+    if diffusion.mean_type == "mean" and len(indices) < top + 1:
+        # A mean-model's output is the mean of one step of the original chain, not of a respaced jump; the x_0 it
+        # implies (Eq. 7 solved for x_0, on the original chain) carries over to any chain.
+        model_fn, chain = _as_x0_model(model_fn, diffusion), respaced(diffusion, indices, mean_type="x0")
     ascending = indices[::-1]
     x = draw(rng, shape, dtype, xp) if x_start is None else x_start
     for k, (i, _) in enumerate(walk(indices, progress, "ancestral")):
@@ -32,6 +38,19 @@ def ancestral(model_fn, diffusion, shape, rng, steps=None, *, clip_denoised=True
         if callback is not None:
             callback(i, x, out["pred_x0"])
     return x
+
+
+def _as_x0_model(model_fn, diffusion):
+    """model_fn of a mean-model turned into an x0-model's: x0_hat = from_x x + from_out mean (x0_coefs), the
+    variance part, if any, passed on unchanged."""
+    def x0_model(x, t):
+        mean, var = diffusion.split_output(model_fn(x, t), x)
+        xp, per_sample = array_module(x), (-1,) + (1,) * (x.ndim - 1)
+        from_x, from_out = (xp.asarray(c.reshape(per_sample).astype(x.dtype))
+                            for c in reverse_step.x0_coefs(diffusion.step_tables, t, "mean"))
+        x0 = from_x * x + from_out * mean
+        return x0 if var is None else xp.concatenate([x0, var], axis=1)
+    return x0_model
 
 
 def interpolate(model_fn, diffusion, x_a, x_b, index, lambdas, rng, *, steps=None, clip_denoised=True, progress=True,

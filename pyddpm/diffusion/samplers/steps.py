@@ -33,11 +33,12 @@ def strided_indices(num_timesteps, steps):
     return np.round(np.linspace(num_timesteps - 1, 0, steps)).astype(np.int64)
 
 
-def respaced(diffusion, indices):
+def respaced(diffusion, indices, mean_type=None):
     """The K-step chain over ``indices`` (descending) of ``diffusion``: the same abar at each visited index, the
     betas recomputed as beta'_k = 1 - abar_{i_k} / abar_{i_{k-1}} (Nichol & Dhariwal 2021, App. B), so its
     posterior and its fixed variances are those of a valid K-step chain. Where two visited indices are
-    neighbours the original beta is kept as it is, so the full sequence gives back the same tables exactly."""
+    neighbours the original beta is kept as it is, so the full sequence gives back the same tables exactly.
+    mean_type: the chain's, if not the diffusion's (a mean-model sampled through its x_0 estimate)."""
     ascending = np.asarray(indices)[::-1]
     abar = diffusion.alphas_cumprod
     betas = np.empty(len(ascending))
@@ -46,7 +47,8 @@ def respaced(diffusion, indices):
         betas[k] = diffusion.betas[i] if i == previous + 1 else 1.0 - abar[i] / (abar[previous] if previous >= 0
                                                                                  else 1.0)
         previous = i
-    return GaussianDiffusion(betas, diffusion.mean_type, diffusion.var_type, diffusion.loss_type)
+    return GaussianDiffusion(betas, mean_type or diffusion.mean_type, diffusion.var_type, diffusion.loss_type,
+                             "unweighted", diffusion.hybrid_lambda)
 
 
 def draw(rng, shape, dtype, xp):
@@ -62,7 +64,9 @@ def model_step(model_fn, diffusion, x, index, next_coefs, noise, clip_denoised, 
     the model output giving them (a step size that depends on the score); noise: an array like x, or None when
     next_from_noise is 0. Returns (x_next, x0_hat or None)."""
     B = x.shape[0]
-    out = array_module(x).ascontiguousarray(model_fn(x, np.full(B, index, dtype=np.int64)), dtype=x.dtype)
+    # A learned variance's channels are Alg. 2's alone (ancestral); every other step uses the mean part only.
+    out = diffusion.split_output(model_fn(x, np.full(B, index, dtype=np.int64)), x)[0]
+    out = array_module(x).ascontiguousarray(out, dtype=x.dtype)
     if callable(next_coefs):
         next_coefs = next_coefs(out)
     coefs = StepCoefs(*(np.broadcast_to(np.asarray(c, dtype=np.float64), (B,)).copy()
