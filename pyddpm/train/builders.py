@@ -10,6 +10,7 @@ from pyddpm.autograd import Tensor
 from pyddpm.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_meta
 from pyddpm.data import load_data
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
+from pyddpm.diffusion.settings import LEARNED_VAR_TYPES
 from pyddpm.models import UNet
 from pyddpm.ops.backend import array_library
 from pyddpm.train.config import TrainConfig
@@ -17,17 +18,20 @@ from pyddpm.train.config import TrainConfig
 
 def build_diffusion(cfg):
     betas = make_beta_schedule(cfg.schedule, cfg.timesteps)
-    return GaussianDiffusion(betas, mean_type=cfg.mean_type, var_type=cfg.var_type, loss_type=cfg.loss_type)
+    return GaussianDiffusion(betas, mean_type=cfg.mean_type, var_type=cfg.var_type, loss_type=cfg.loss_type,
+                             x0_weight=cfg.x0_weight, hybrid_lambda=cfg.hybrid_lambda)
 
 
 def build_model(cfg, image_shape):
-    """The U-Net of cfg.model, sized to the data: image_shape is (C, H, W)."""
+    """The U-Net of cfg.model, sized to the data: image_shape is (C, H, W). A learned variance doubles its output
+    channels (the mean part, then the variance part)."""
     kwargs = dict(cfg.model)
     name = kwargs.pop("name", "digits")
     C, H, W = image_shape
     if H != W:
         raise ValueError(f"the U-Net takes square images; the data is {H}x{W}")
-    return UNet.from_preset(name, **{**kwargs, "image_size": H, "in_ch": C})
+    out_ch = 2 * C if cfg.var_type in LEARNED_VAR_TYPES else C
+    return UNet.from_preset(name, **{**kwargs, "image_size": H, "in_ch": C, "out_ch": out_ch})
 
 
 def load_split(cfg, split):
@@ -80,13 +84,16 @@ def model_vjp_arrays(model):
 
     def vjp_fn(x, t, v):
         xp = array_module(params[0].data)
+        v = xp.asarray(v, dtype=dtype)
         flags = [p.requires_grad for p in params]
         for p in params:
             p.requires_grad = False
         try:
             inputs = Tensor(xp.asarray(x, dtype=dtype), requires_grad=True)
             out = model(inputs, np.asarray(t))
-            (out * xp.asarray(v, dtype=dtype)).sum().backward()
+            if out.shape[1] > v.shape[1]:  # a learned variance's channels: the product is of the mean part only
+                v = xp.concatenate([v, xp.zeros((v.shape[0], out.shape[1] - v.shape[1], *v.shape[2:]), dtype)], 1)
+            (out * v).sum().backward()
             return out.data, inputs.grad
         finally:
             for p, flag in zip(params, flags):
