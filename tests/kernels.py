@@ -95,13 +95,16 @@ def q_sample_terms(x0, noise, t, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cump
     return _at(sqrt_alphas_cumprod, t, x0) * np.abs(x0) + _at(sqrt_one_minus_alphas_cumprod, t, x0) * np.abs(noise)
 
 
-def sampler_step_terms(model_output, x, noise, coefs):
+def sampler_step_terms(model_output, x, noise, coefs, log_variance=None):
     """The sums of the terms' magnitudes behind sampler_step's outputs, per element: (x0_hat's, x_next's) for a
-    StepCoefs of float64 (B,) arrays; the arrays (B, ...) in float64, noise None or like x. A sample whose
-    next_from_noise is 0 has no noise term."""
+    StepCoefs of float64 (B,) arrays; the arrays (B, ...) in float64, noise and log_variance None or like x. A
+    sample whose next_from_noise is 0 has no noise term (whatever its noise and log_variance hold)."""
     c = [np.abs(np.asarray(a, np.float64)).reshape((-1,) + (1,) * (x.ndim - 1)) for a in coefs]
     x0_terms = c[0] * np.abs(x) + c[1] * np.abs(model_output)
-    noise_terms = 0.0 if noise is None else np.where(c[4] != 0, c[4] * np.abs(noise), 0.0)
+    scale = c[4]
+    if log_variance is not None:
+        scale = c[4] * np.exp(0.5 * np.where(c[4] != 0, np.asarray(log_variance, np.float64), 0.0))
+    noise_terms = 0.0 if noise is None else np.where(c[4] != 0, scale * np.abs(noise), 0.0)
     return x0_terms, c[2] * x0_terms + c[3] * np.abs(x) + noise_terms
 
 

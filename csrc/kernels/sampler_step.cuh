@@ -8,8 +8,12 @@
 //                                                x0-model: c0 = 0, c1 = 1
 //     x0_hat = clip ? clamp(x0_hat, -1, 1) : x0_hat
 //     x_next = c2 x0_hat + c3 x + (c4 != 0 ? c4 noise : 0)
+// or, with a learned per-element log-variance lv (Nichol & Dhariwal 2021: the network outputs log sigma^2),
+//     x_next = c2 x0_hat + c3 x + (c4 != 0 ? c4 exp(lv / 2) noise : 0)
+// with exp(lv / 2) in T, as the reference computes it in the data's dtype.
 // The noise term is left out, not multiplied by 0, where c4 rounds to 0: such a sample (Alg. 2 at t = 1, a
-// deterministic sampler) does not read its noise, so the noise may be absent and a NaN in it cannot show.
+// deterministic sampler) does not read its noise or lv, so the noise may be absent and a NaN in it, or an lv
+// whose exp overflows, cannot show.
 #pragma once
 
 #include "common.cuh"
@@ -48,6 +52,14 @@ template <typename T>
 PYDDPM_HD T x_next(T x0_hat, T x, T noise, const Coefs<T>& c) {
     const T kept = c.next_from_x0 * x0_hat + c.next_from_x * x;  // the part without noise
     return c.noisy ? kept + c.next_from_noise * noise : kept;
+}
+
+// The step with a learned variance: the noise scaled by sigma = exp(lv / 2) per element. A separate overload,
+// so that the step without one keeps its exact arithmetic. lv is ignored unless c.noisy, as the noise is.
+template <typename T>
+PYDDPM_HD T x_next(T x0_hat, T x, T noise, T log_variance, const Coefs<T>& c) {
+    const T kept = c.next_from_x0 * x0_hat + c.next_from_x * x;
+    return c.noisy ? kept + c.next_from_noise * math::exp(T(0.5) * log_variance) * noise : kept;
 }
 
 }  // namespace ss

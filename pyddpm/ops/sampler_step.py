@@ -7,15 +7,20 @@ with five float64 coefficients c[b] that the sampler computed for that sample's 
     x0_hat = c.x0_from_x x + c.x0_from_out model_output       (eps-model: Eq. 15; x0-model: 0 x + 1 out)
     x0_hat = clip(x0_hat, -1, 1)                              clip_denoised
     x_next = c.next_from_x0 x0_hat + c.next_from_x x + c.next_from_noise noise
+or, with a learned variance (Nichol & Dhariwal 2021; Ho et al. 2020 Table 2: the network outputs the
+per-element log sigma^2 of the reverse step as log_variance),
+    x_next = c.next_from_x0 x0_hat + c.next_from_x x + c.next_from_noise exp(0.5 log_variance) noise
+with exp(0.5 log_variance) computed in the data's dtype (float32 on the GPU), here as in the kernels.
 The noise term is left out (not multiplied by 0) where c.next_from_noise is 0, so a sample without noise at
-this step (Alg. 2 at t = 1, a deterministic sampler) gets the same x_next whatever the noise holds, NaN
-included; noise may be None when every next_from_noise is 0. The "noise" array is any array of x's shape:
-Heun's second stage passes the previous x there.
+this step (Alg. 2 at t = 1, a deterministic sampler) gets the same x_next whatever its noise and log_variance
+hold, NaN or a log-variance whose exp overflows included; noise may be None when every next_from_noise is 0.
+The "noise" array is any array of x's shape: Heun's second stage passes the previous x there.
 
-One pass: three reads (model_output, x, noise) and one write (x_next), plus one (x0_hat) on request.
+One pass: three reads (model_output, x, noise), four with log_variance, and one write (x_next), plus one
+(x0_hat) on request.
 
-Shapes: model_output, x, noise (B, ...) of any rank >= 1, one shape, all float32 (every backend) or float64
-(numpy, cpu). coefs: a StepCoefs of five float64 (B,) arrays (numpy, or cupy on the cuda backend).
+Shapes: model_output, x, noise, log_variance (B, ...) of any rank >= 1, one shape, all float32 (every backend)
+or float64 (numpy, cpu). coefs: a StepCoefs of five float64 (B,) arrays (numpy, or cupy on the cuda backend).
 Coefficients are read in float64 and rounded once to the data's dtype.
 The fused kernels: csrc/kernels/sampler_step.cuh (math), csrc/cpu/sampler_step.cpp, csrc/cuda/sampler_step.cu.
 """
@@ -40,10 +45,10 @@ class StepCoefs(NamedTuple):
     next_from_noise: np.ndarray
 
 
-def check_sampler_step(backend, model_output, x, noise, coefs, clip_denoised, return_pred_x0):
-    """sampler_step's arguments, on every backend: model_output, x (and noise unless None) float (B, ...) of one
-    shape and dtype, C-contiguous on cpu and cuda; coefs five float64 (B,) arrays; the two flags bools.
-    Returns the arguments with coefs as a StepCoefs."""
+def check_sampler_step(backend, model_output, x, noise, coefs, clip_denoised, return_pred_x0, log_variance=None):
+    """sampler_step's arguments, on every backend: model_output, x (and noise, log_variance unless None) float
+    (B, ...) of one shape and dtype, C-contiguous on cpu and cuda; coefs five float64 (B,) arrays; the two flags
+    bools. Returns the arguments with coefs as a StepCoefs."""
     fn = "sampler_step"
     try:
         coefs = StepCoefs(*coefs)
@@ -53,6 +58,8 @@ def check_sampler_step(backend, model_output, x, noise, coefs, clip_denoised, re
     data = {"x": x, "model_output": model_output}
     if noise is not None:
         data["noise"] = noise
+    if log_variance is not None:
+        data["log_variance"] = log_variance
     B = checks.matching_batches(fn, backend, data)
     host_or_device = ("numpy", "cupy") if backend in ("cuda", "reference") else None
     for name, c in coefs._asdict().items():
@@ -64,22 +71,27 @@ def check_sampler_step(backend, model_output, x, noise, coefs, clip_denoised, re
         raise ValueError(f"{fn}: noise is None but coefs.next_from_noise is not 0 for every sample")
     checks.flag(fn, "clip_denoised", clip_denoised)
     checks.flag(fn, "return_pred_x0", return_pred_x0)
-    return model_output, x, noise, coefs, clip_denoised, return_pred_x0
+    return model_output, x, noise, coefs, clip_denoised, return_pred_x0, log_variance
 
 
-def sampler_step(model_output, x, noise, coefs, clip_denoised=True, return_pred_x0=True, backend=None):
+def sampler_step(model_output, x, noise, coefs, clip_denoised=True, return_pred_x0=True, log_variance=None,
+                 backend=None):
     """One sampler step: returns (x_next, x0_hat), both (B, ...) like x; x0_hat is None when return_pred_x0
-    is False (a sampling loop that does not record the trajectory saves its write). See the module
+    is False (a sampling loop that does not record the trajectory saves its write). log_variance: None, or a
+    learned per-element log sigma^2 like x that scales the noise by exp(0.5 log_variance). See the module
     docstring for the math, shapes and dtypes.
 
     backend: "numpy" | "cpu" | "cuda" | None (the run's default, see pyddpm.ops.backend).
     """
-    return dispatch("sampler_step", backend, model_output, x, noise, coefs, clip_denoised, return_pred_x0)
+    return dispatch("sampler_step", backend, model_output, x, noise, coefs, clip_denoised, return_pred_x0,
+                    log_variance)
 
 
-def sampler_step_reference(model_output, x, noise, coefs, clip_denoised=True, return_pred_x0=True):
+def sampler_step_reference(model_output, x, noise, coefs, clip_denoised=True, return_pred_x0=True,
+                           log_variance=None):
     """The NumPy reference of sampler_step (float64-capable, numpy or cupy arrays)."""
-    coefs = check_sampler_step("reference", model_output, x, noise, coefs, clip_denoised, return_pred_x0)[3]
+    coefs = check_sampler_step("reference", model_output, x, noise, coefs, clip_denoised, return_pred_x0,
+                               log_variance)[3]
     xp = array_module(x)
     per_sample = (-1,) + (1,) * (x.ndim - 1)
     c = StepCoefs(*(xp.asarray(a).reshape(per_sample).astype(x.dtype) for a in coefs))
@@ -87,22 +99,28 @@ def sampler_step_reference(model_output, x, noise, coefs, clip_denoised=True, re
     if clip_denoised:
         pred_x0 = xp.clip(pred_x0, -1.0, 1.0)
     x_next = c.next_from_x0 * pred_x0 + c.next_from_x * x
-    if noise is not None:
-        x_next = x_next + xp.where(c.next_from_noise != 0, c.next_from_noise * noise, 0)
+    noisy = c.next_from_noise != 0
+    if noise is not None and log_variance is None:
+        x_next = x_next + xp.where(noisy, c.next_from_noise * noise, 0)
+    elif noise is not None:
+        # The exp of a noiseless sample's log-variance is never taken, so its overflow cannot warn either.
+        sigma = xp.exp(0.5 * xp.where(noisy, log_variance, 0))
+        x_next = x_next + xp.where(noisy, c.next_from_noise * sigma * noise, 0)
     return x_next, (pred_x0 if return_pred_x0 else None)
 
 
-def _sampler_step_cpu(model_output, x, noise, coefs, clip_denoised, return_pred_x0):
-    return extension("cpu").sampler_step(model_output, x, noise, *coefs, clip_denoised, return_pred_x0)
+def _sampler_step_cpu(model_output, x, noise, coefs, clip_denoised, return_pred_x0, log_variance):
+    return extension("cpu").sampler_step(model_output, x, noise, *coefs, clip_denoised, return_pred_x0,
+                                         log_variance)
 
 
-def _sampler_step_cuda(model_output, x, noise, coefs, clip_denoised, return_pred_x0):
+def _sampler_step_cuda(model_output, x, noise, coefs, clip_denoised, return_pred_x0, log_variance):
     coefs = [to_device(a) for a in coefs]
     B, n = x.shape[0], x.size // x.shape[0]
     x_next = empty(x.shape)
     pred_x0 = empty(x.shape) if return_pred_x0 else None
     launch("sampler_step", Arg("model_output", model_output, x.shape), Arg("x", x, x.shape),
-           Arg("noise", noise, x.shape),
+           Arg("noise", noise, x.shape), Arg("log_variance", log_variance, x.shape),
            *(Arg(f"coefs.{name}", a, (B,), np.float64) for name, a in zip(StepCoefs._fields, coefs)),
            x_next.data.ptr, pred_x0.data.ptr if return_pred_x0 else 0, B, n, clip_denoised)
     return x_next, pred_x0

@@ -5,8 +5,10 @@ Laid out as q_sample: one 256-thread block per 1024-element piece of a sample. S
 (n = 70), two pieces per sample with a partial second one (n = 1100), and batch 1. Coefficients differ
 between samples; one sample has next_from_noise = 0, where the noise is not read (NaN noise there must not
 show, and the ASan flavour would report a read of a null noise), and one is an x0-model's (0, 1). Clip on
-and off, x0_hat written or not (a null pointer). Float32 kernel against the float64 reference: each element
-to 1e-6 of the sum of its terms' magnitudes, as in tests/test_kernels_diffusion_steps.py.
+and off, x0_hat written or not (a null pointer). With a learned variance (log_variance, a null pointer where
+there is none) the same, the noise scaled per element by exp(log_variance / 2); at the sample without noise a
+NaN or overflowing log-variance must not show either. Float32 kernel against the float64 reference: each
+element to 1e-6 of the sum of its terms' magnitudes, as in tests/test_kernels_diffusion_steps.py.
 """
 
 import numpy as np
@@ -35,11 +37,11 @@ def inputs(shape, seed):
     return out.astype(np.float32), x.astype(np.float32), noise.astype(np.float32), coefs
 
 
-def step(emu, out, x, noise, coefs, clip, want_x0=True):
+def step(emu, out, x, noise, coefs, clip, want_x0=True, log_variance=None):
     B = x.shape[0]
     x_next = nan_like(x.shape)
     pred_x0 = nan_like(x.shape) if want_x0 else None
-    emu.sampler_step_cuda(out, x, noise, *coefs, x_next, pred_x0, B, x.size // B, clip, None)
+    emu.sampler_step_cuda(out, x, noise, log_variance, *coefs, x_next, pred_x0, B, x.size // B, clip, None)
     return x_next, pred_x0
 
 
@@ -90,3 +92,48 @@ def test_null_noise(emu, order):
     got_next, got_x0 = step(emu, out, x, None, coefs, True)  # samples 1 and 2 would read the noise
     assert np.isnan(got_next[1:]).all() and np.isnan(got_x0[1:]).all()
     np.testing.assert_array_equal(got_next[0], want[0][0])
+
+
+@covers("sampler_step_kernel")
+@pytest.mark.parametrize("clip", [True, False])
+@pytest.mark.parametrize("shape", SHAPES + [(1, 1100)])
+def test_learned_variance_matches_reference(emu, order, shape, clip):
+    """The noise scaled per element by exp(log_variance / 2); sample 0 has no noise (batch 1: the last shape
+    has), and there NaN noise, or a log-variance of NaN and 1e30 (whose exp overflows), must not show."""
+    out, x, noise, coefs = inputs(shape, 3 * len(shape) + shape[0])
+    if shape == (1, 1100):
+        coefs.next_from_noise[0] = 0.6
+    rng = np.random.default_rng(shape[-1])
+    lv = rng.uniform(-4.0, 2.0, shape).astype(np.float32)  # sigma from e^-2 to e
+    quiet = coefs.next_from_noise == 0
+    nan_noise, bad_lv = noise.copy(), lv.copy()
+    nan_noise[quiet] = np.nan
+    bad_lv[quiet] = np.nan
+    bad_lv.reshape(shape[0], -1)[quiet, ::2] = 1e30
+    f64 = [a.astype(np.float64) for a in (out, x, noise, lv)]
+    want_next, want_x0 = sampler_step_reference(*f64[:3], coefs, clip, log_variance=f64[3])
+    x0_terms, next_terms = sampler_step_terms(*f64[:3], coefs, f64[3])
+    results = []
+    for z, v in ((nan_noise, lv), (noise, bad_lv)):
+        got_next, got_x0 = step(emu, out, x, z, coefs, clip, log_variance=v)
+        assert_matches(got_x0, want_x0, np.float32, "x0_hat", TOL, terms=x0_terms)
+        assert_matches(got_next, want_next, np.float32, "x_next", TOL, terms=next_terms)
+        lone_next, _ = step(emu, out, x, z, coefs, clip, want_x0=False, log_variance=v)
+        np.testing.assert_array_equal(lone_next, got_next)
+        results.append(got_next)
+    np.testing.assert_array_equal(results[0], results[1])
+    zero_lv = step(emu, out, x, noise, coefs, clip, log_variance=np.zeros_like(lv))
+    for a, b in zip(zero_lv, step(emu, out, x, noise, coefs, clip)):  # sigma = 1: as without a log-variance
+        np.testing.assert_array_equal(a, b)
+
+
+@covers("sampler_step_kernel")
+def test_learned_variance_with_null_noise(emu, order):
+    """A null noise with a log-variance, where every next_from_noise is 0: neither is read (a NaN log-variance
+    does not show), and the step is the one without either."""
+    out, x, noise, coefs = inputs((3, 70), 7)
+    quiet = coefs._replace(next_from_noise=np.zeros(3))
+    got = step(emu, out, x, None, quiet, True, log_variance=np.full_like(x, np.nan))
+    want = step(emu, out, x, None, quiet, True)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
