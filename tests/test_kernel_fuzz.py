@@ -125,7 +125,7 @@ def make_q_sample(rng, dt):
 
 def make_sampler_step(rng, dt):
     """Per-sample coefficients of both signs; a sample without noise half the time, and a quarter of the cases
-    with no noise at all (noise None, every next_from_noise 0)."""
+    with no noise at all (noise None, every next_from_noise 0); a learned log-variance half the time."""
     shape = (_batch(rng),) + tuple(_n(rng) for _ in range(_n(rng, 0, 3)))
     B = shape[0]
     coefs = dict(zip(COEFS, (rng.uniform(-3.0, 3.0, B), rng.uniform(-3.0, 3.0, B), rng.uniform(-1.0, 1.0, B),
@@ -135,13 +135,14 @@ def make_sampler_step(rng, dt):
         coefs["next_from_noise"][:] = 0.0
     elif rng.random() < 0.5:
         coefs["next_from_noise"][0] = 0.0
-    return dict(model_output=_randn(rng, shape, dt), x=_randn(rng, shape, dt), noise=noise, **coefs,
-                clip_denoised=bool(rng.random() < 0.5), return_pred_x0=bool(rng.random() < 0.7))
+    a = dict(model_output=_randn(rng, shape, dt), x=_randn(rng, shape, dt), noise=noise, **coefs,
+             clip_denoised=bool(rng.random() < 0.5), return_pred_x0=bool(rng.random() < 0.7))
+    return {**a, "log_variance": _randn(rng, shape, dt, scale=2.0) if rng.random() < 0.5 else None}
 
 
 def call_sampler_step(backend, a):
     return sampler_step(a["model_output"], a["x"], a["noise"], StepCoefs(*(a[n] for n in COEFS)), a["clip_denoised"],
-                        a["return_pred_x0"], backend=backend)
+                        a["return_pred_x0"], log_variance=a["log_variance"], backend=backend)
 
 
 def _no_noise_junk(a, name):
@@ -154,7 +155,7 @@ def _no_noise_junk(a, name):
 def _alias_step(rng, a):
     """Two read-only arguments as one array, which every backend must take: two of the data, or two of the
     coefficients (next_from_noise not among them when there is no noise: that would turn it on)."""
-    data = [n for n in ("model_output", "x", "noise") if a[n] is not None]
+    data = [n for n in ("model_output", "x", "noise", "log_variance") if a[n] is not None]
     coefs = [n for n in COEFS if a["noise"] is not None or n != "next_from_noise"]
     first, second = rng.choice(data if rng.random() < 0.5 else coefs, 2, replace=False)
     return {**a, second: a[first]}, [lambda xp, d: d.__setitem__(second, d[first])], None
@@ -428,12 +429,13 @@ KERNELS = [
            empty=lambda rng, a: {**a, "x0": a["x0"][:0], "noise": a["noise"][:0], "t": a["t"][:0]},
            scalars=[("t", np.array([-1]), ValueError), ("t", "t", TypeError)]),
     Kernel("sampler_step", None, make_sampler_step, call=call_sampler_step,
-           constrained=[("x", 0), ("model_output", 0), ("noise", 0)] + [(n, 0) for n in COEFS],
+           constrained=[("x", 0), ("model_output", 0), ("noise", 0), ("log_variance", 0)] + [(n, 0) for n in COEFS],
            empty=lambda rng, a: {**a, **{n: None if a[n] is None else a[n][:0]
-                                        for n in ("model_output", "x", "noise", *COEFS)}},
+                                        for n in ("model_output", "x", "noise", "log_variance", *COEFS)}},
            junk=_no_noise_junk, alias=_alias_step,
            scalars=[("clip_denoised", "yes", TypeError), ("return_pred_x0", None, TypeError),
-                    ("noise", 0.5, TypeError)]),
+                    ("noise", 0.5, TypeError), ("log_variance", 0.5, TypeError),
+                    ("log_variance", [[0.5]], TypeError)]),
     Kernel("discretized_gaussian_log_likelihood", discretized_gaussian_log_likelihood, make_dgll,
            constrained=[("x", 0), ("means", 0), ("log_scales", 0)], free_rank=["log_scales"],
            empty=_empty_all(["x", "means", "log_scales"]),

@@ -402,3 +402,182 @@ def test_cpu_extension_checks_sampler_step_arguments():
         call(out=np.ones((2, 4), np.float32))
     with pytest.raises(TypeError, match="noise must be float32"):
         call(noise=x.astype(np.float64))
+
+
+# --- The fused step with a learned variance (log_variance) -----------------------------------------------
+
+def _learned_inputs(rng, shape, dtype):
+    """out, x, noise as _step_inputs, and a per-element log sigma^2 rounded to ``dtype`` (so the float64
+    reference exponentiates exactly the values the kernel does), spanning sigma from e^-2 to e: a kernel that
+    took exp(lv) for exp(lv / 2), or dropped it, would miss by far more than the rounding."""
+    out, x, noise = _step_inputs(rng, shape)
+    return out, x, noise, rng.uniform(-4.0, 2.0, shape).astype(dtype).astype(np.float64)
+
+
+def _junk_where_quiet(noise, log_variance, quiet):
+    """Copies of noise with NaN, and of log_variance with NaN and 1e30 (whose exp overflows; 0 times it is
+    NaN), at every element of the samples without noise: what a kernel must not read there."""
+    nan_noise, bad_lv = noise.copy(), log_variance.copy()
+    nan_noise[quiet] = np.nan
+    bad_lv[quiet] = np.nan
+    bad_lv.reshape(len(quiet), -1)[quiet, ::2] = 1e30
+    return nan_noise, bad_lv
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("first_quiet", [True, False])
+@pytest.mark.parametrize("clip", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_learned_variance_matches_reference(backend, shape, first_quiet, clip, dtype):
+    """x_next's noise term scaled per element by exp(log_variance / 2), against the float64 reference, with
+    samples with and without noise side by side (the first or the last without, and every third); at the
+    latter, NaN noise and a NaN or overflowing log-variance must not show."""
+    skip_float64_on_cuda(backend, dtype)
+    rng = np.random.default_rng(sum(shape) + 11 * first_quiet)
+    B = shape[0]
+    out, x, noise, lv = _learned_inputs(rng, shape, dtype)
+    coefs = _random_coefs(rng, B, noiseless=0 if first_quiet else -1)
+    if B == 1 and not first_quiet:
+        coefs.next_from_noise[0] = 0.7  # batch 1: one case with noise, one without
+    coefs.next_from_noise[3::3] = 0.0
+    quiet = coefs.next_from_noise == 0
+    want_next, want_x0 = sampler_step(out, x, noise, coefs, clip, log_variance=lv, backend="numpy")
+    x0_terms, next_terms = sampler_step_terms(out, x, noise, coefs, lv)
+    nan_noise, bad_lv = _junk_where_quiet(noise, lv, quiet)
+    results = []
+    for z, v in ((nan_noise, lv), (noise, bad_lv)):
+        args = to_backend(backend, *(a.astype(dtype) for a in (out, x, z, v)))
+        got_next, got_x0 = sampler_step(*args[:3], coefs, clip, log_variance=args[3], backend=backend)
+        assert_matches(got_x0, want_x0, dtype, f"x0_hat on {backend}", TOL[dtype], terms=x0_terms)
+        assert_matches(got_next, want_next, dtype, f"x_next on {backend}", TOL[dtype], terms=next_terms)
+        lone_next, none = sampler_step(*args[:3], coefs, clip, False, log_variance=args[3], backend=backend)
+        assert none is None
+        np.testing.assert_array_equal(to_numpy(lone_next), to_numpy(got_next))
+        results.append(to_numpy(got_next))
+    np.testing.assert_array_equal(results[0], results[1])  # what a quiet sample holds is never read
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+@pytest.mark.parametrize("var_type", ["fixedlarge", "fixedsmall"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_learned_variance_at_the_schedules_is_alg2s_step(backend, var_type, dtype):
+    """Ho et al.'s fixed variance passed as a learned one (log_variance = log sigma_t^2 at every element of a
+    sample, next_from_noise 1, or 0 at index 0) gives Alg. 2's step, where sigma_t is in next_from_noise. The
+    two sigmas are rounded apart (one from the float64 table, one by exp of the rounded log-variance), so
+    x_next agrees to a few times the rounding of the terms; x0_hat bit for bit."""
+    skip_float64_on_cuda(backend, dtype)
+    d = _diffusion(var_type)
+    rng = np.random.default_rng(12)
+    shape = (5, 3, 4, 4)
+    t = np.array([0, 3, 500, T - 1, 1])
+    out, x, noise = _step_inputs(rng, shape)
+    coefs = StepCoefs(*step_coefs(d.step_tables, t, "eps"))
+    learned = coefs._replace(next_from_noise=(coefs.next_from_noise != 0).astype(np.float64))
+    lv = np.broadcast_to(d.step_tables.model_log_variance[t].reshape(-1, 1, 1, 1), shape)
+    args = to_backend(backend, *(a.astype(dtype) for a in (out, x, noise, lv)))
+    fixed_next, fixed_x0 = sampler_step(*args[:3], coefs, backend=backend)
+    got_next, got_x0 = sampler_step(*args[:3], learned, log_variance=args[3], backend=backend)
+    np.testing.assert_array_equal(to_numpy(got_x0), to_numpy(fixed_x0))
+    terms = sampler_step_terms(out, x, noise, coefs)[1]
+    assert_matches(got_next, to_numpy(fixed_next).astype(np.float64), dtype, f"x_next on {backend}",
+                   4 * TOL[dtype], terms=terms)
+    silent = sampler_step(*args[:2], args[2] * 0, learned, log_variance=args[3], backend=backend)[0]
+    assert np.all(to_numpy(got_next)[t > 0] != to_numpy(silent)[t > 0])  # a noise term was there to compare
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_learned_variance_of_zero_is_the_step_without_one(backend, dtype):
+    """log_variance = 0 (sigma = 1) gives the step without a log_variance: bit for bit on numpy and cpu (the same
+    products and sums, times exp(0) = 1); on cuda, where the compiler may fuse a product and a sum, to the
+    rounding of the terms."""
+    skip_float64_on_cuda(backend, dtype)
+    rng = np.random.default_rng(13)
+    shape = (4, 3, 7)
+    out, x, noise = _step_inputs(rng, shape)
+    coefs = _random_coefs(rng, 4)
+    args = to_backend(backend, *(a.astype(dtype) for a in (out, x, noise, np.zeros(shape))))
+    without = sampler_step(*args[:3], coefs, backend=backend)
+    with_zero = sampler_step(*args[:3], coefs, log_variance=args[3], backend=backend)
+    for w, z, terms in zip(without, with_zero, sampler_step_terms(out, x, noise, coefs)):
+        if backend == "cuda":
+            assert_matches(z, to_numpy(w).astype(np.float64), dtype, "x_next", TOL[dtype], terms=terms)
+        else:
+            np.testing.assert_array_equal(to_numpy(z), to_numpy(w))
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_learned_variance_with_noise_none(backend, dtype):
+    """noise=None with a log_variance: the zero-noise step (log_variance not read, NaN there included) where
+    every next_from_noise is 0, and the same ValueError as without one otherwise."""
+    skip_float64_on_cuda(backend, dtype)
+    rng = np.random.default_rng(14)
+    shape = (3, 4, 5)
+    out, x, _, lv = _learned_inputs(rng, shape, dtype)
+    lv[1] = np.nan
+    coefs = _random_coefs(rng, 3)
+    quiet = coefs._replace(next_from_noise=np.zeros(3))
+    out, x, lv = to_backend(backend, *(a.astype(dtype) for a in (out, x, lv)))
+    got = sampler_step(out, x, None, quiet, log_variance=lv, backend=backend)
+    want = sampler_step(out, x, None, quiet, backend=backend)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(to_numpy(g), to_numpy(w))
+    with pytest.raises(ValueError, match="noise is None but coefs.next_from_noise is not 0"):
+        sampler_step(out, x, None, coefs, log_variance=lv, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+def test_sampler_step_log_variance_bad_input_raises(backend):
+    rng = np.random.default_rng(15)
+    x, lv = to_backend(backend, randn(rng, (2, 3, 4), np.float32), randn(rng, (2, 3, 4), np.float32))
+    coefs = _random_coefs(rng, 2, noiseless=0)
+
+    def s(log_variance):
+        return sampler_step(x, x, x, coefs, log_variance=log_variance, backend=backend)
+
+    with pytest.raises(ValueError, match=r"^sampler_step: log_variance must have the shape of x \(2, 3, 4\)"):
+        s(lv[:, :2])
+    with pytest.raises(ValueError, match="^sampler_step: log_variance must have the shape"):
+        s(lv[:1])
+    with pytest.raises(ValueError, match="^sampler_step: log_variance must have the shape"):
+        s(lv[None])
+    with pytest.raises(TypeError, match="^sampler_step: log_variance must be float32 like x, got float64"):
+        s(lv.astype(np.float64))
+    for dtype in (np.float16, np.int32, np.complex64, bool):
+        with pytest.raises(TypeError, match="^sampler_step: log_variance must be"):
+            s(lv.astype(dtype))
+    with pytest.raises(TypeError, match="^sampler_step: log_variance must be a"):
+        s(to_numpy(lv).tolist())
+    with pytest.raises(TypeError, match="^sampler_step: log_variance must be a"):
+        s(0.5)
+    if backend == "cuda":
+        with pytest.raises(TypeError, match="^sampler_step: log_variance must be a CuPy array"):
+            s(to_numpy(lv))
+    if backend == "numpy":  # the reference takes any layout
+        np.testing.assert_array_equal(s(lv[:, :, ::-1])[0], s(np.ascontiguousarray(lv[:, :, ::-1]))[0])
+    else:  # the kernels read it as C-contiguous
+        with pytest.raises(TypeError, match="^sampler_step: log_variance must be C-contiguous"):
+            s(lv[:, :, ::-1])
+
+
+@pytest.mark.skipif(not backends.available("cpu"), reason="pyddpm._cpu is not built (pip install -e .)")
+def test_cpu_extension_checks_log_variance():
+    """Called directly, past the Python checks, the extension still refuses a log_variance it would read out
+    of bounds or as the wrong type; None (the default) is the step without one."""
+    rng = np.random.default_rng(16)
+    x = randn(rng, (2, 3), np.float32)
+    coefs = _random_coefs(rng, 2, noiseless=0)
+    ext = extension("cpu")
+
+    def call(log_variance):
+        return ext.sampler_step(x, x, x, *coefs, True, True, log_variance)
+
+    with pytest.raises(ValueError, match=r"log_variance must have shape \(2, 3\)"):
+        call(np.ones((2, 2), np.float32))
+    with pytest.raises(TypeError, match="log_variance must be float32"):
+        call(np.ones((2, 3), np.float64))
+    with pytest.raises(TypeError, match="log_variance must be C-contiguous"):
+        call(np.ones((3, 2), np.float32).T)
+    np.testing.assert_array_equal(call(None)[0], ext.sampler_step(x, x, x, *coefs, True, True)[0])

@@ -1,5 +1,7 @@
 """The kernels are callable by their fixed names as pyddpm.ops.<name>(..., backend=...)."""
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,14 @@ def test_fixed_names_are_the_dispatch_functions(name):
     fn = getattr(ops, name)
     assert callable(fn) and fn.__module__.startswith("pyddpm.ops.")
     assert "backend" in fn.__code__.co_varnames
+
+
+def test_sampler_step_signature():
+    """log_variance after the two flags and before backend, so that the positional calls of before still mean
+    what they meant."""
+    assert list(inspect.signature(ops.sampler_step).parameters) == [
+        "model_output", "x", "noise", "coefs", "clip_denoised", "return_pred_x0", "log_variance", "backend"]
+    assert inspect.signature(ops.sampler_step).parameters["log_variance"].default is None
 
 
 def test_calls_through_the_package_match_the_references():
@@ -35,6 +45,8 @@ def test_calls_through_the_package_match_the_references():
     coefs = ops.StepCoefs(*step_coefs(d.step_tables, t, "eps"))
     x_next, _ = ops.sampler_step(x, xt, x, coefs, backend="numpy")
     assert x_next.shape == x.shape
+    sigma_one, _ = ops.sampler_step(x, xt, x, coefs, log_variance=np.zeros_like(x), backend="numpy")
+    np.testing.assert_array_equal(sigma_one, x_next)  # exp(0.5 * 0) = 1: the step without one
     data = np.clip(np.round((x * 0.3) * 127.5) / 127.5, -1, 1)
     bpd = ops.discretized_gaussian_log_likelihood(data, data, np.full(2, -3.0), per_sample_bpd=True, backend="numpy")
     kl = ops.normal_kl(x, np.zeros(2), x, np.zeros(2), per_sample_bpd=True, backend="numpy")
