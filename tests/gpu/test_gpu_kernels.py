@@ -87,6 +87,32 @@ def test_noising_and_reverse_step(clip):
           ops.sampler_step(out, want_xt, None, quiet, clip, backend="numpy"), 1e-5, 1e-5)
 
 
+@pytest.mark.parametrize("clip", [True, False])
+def test_reverse_step_with_learned_variance(clip):
+    """The noise scaled per element by exp(log_variance / 2) (a learned variance, Nichol & Dhariwal 2021), at
+    the U-Net's shape; at index 0 there is no noise, and the NaN noise and the NaN or overflowing log-variance
+    planted there must not show."""
+    shape = (16, 3, 32, 32)
+    out, xt, noise = randn(*shape), randn(*shape), randn(*shape)
+    lv = rng.uniform(-4.0, 2.0, shape).astype(np.float32)  # sigma from e^-2 to e
+    t = rng.integers(1, 1000, shape[0])
+    t[::4] = 0
+    coefs = ops.StepCoefs(*step_coefs(DIFFUSION.step_tables, t, "eps"))
+    nan_noise, bad_lv = noise.copy(), lv.copy()
+    nan_noise[t == 0] = np.nan
+    bad_lv[t == 0] = 1e30
+    bad_lv[t == 0, 0] = np.nan
+    f64 = [a.astype(np.float64) for a in (out, xt, noise, lv)]
+    want = ops.sampler_step(*f64[:3], coefs, clip, log_variance=f64[3], backend="numpy")
+    for z, v in ((nan_noise, lv), (noise, bad_lv)):
+        got = ops.sampler_step(*on_gpu(out, xt, z), ops.StepCoefs(*on_gpu(*coefs)), clip,
+                               log_variance=on_gpu(v)[0], backend="cuda")
+        check(got, want, 1e-5, 1e-5)
+    quiet = coefs._replace(next_from_noise=np.zeros(shape[0]))
+    check(ops.sampler_step(*on_gpu(out, xt), None, quiet, clip, log_variance=on_gpu(bad_lv)[0], backend="cuda"),
+          ops.sampler_step(*f64[:2], None, quiet, clip, backend="numpy"), 1e-5, 1e-5)
+
+
 def test_likelihood_terms():
     shape = (16, 3, 32, 32)
     x = (rng.integers(0, 256, shape) / 127.5 - 1.0).astype(np.float32)
