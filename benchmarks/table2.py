@@ -1,6 +1,6 @@
 """python -m benchmarks.table2: Table 2 of Ho et al. 2020 (and the improved-DDPM rows) on the built-in digits.
 
-    python -m benchmarks.table2 --runs runs/table2 [--n-bpd 100] [--n-samples 256] [--sample-steps 1000]
+    python -m benchmarks.table2 --runs runs/table2 [--n-bpd 100] [--n-samples 256] [--sample-steps 250]
 
 One row per (mean parameterisation x objective x variance), each trained from scratch with the digits preset's
 budget (2000 steps at batch 32, Adam at 1e-3 after 100 warm-up steps, EMA 0.9999, T = 1000, seed 0), then
@@ -83,7 +83,7 @@ def main(argv=None):
     p.add_argument("--out", default="benchmarks/table2_digits.json")
     p.add_argument("--n-bpd", type=int, default=100)
     p.add_argument("--n-samples", type=int, default=256)
-    p.add_argument("--sample-steps", type=int, default=1000)
+    p.add_argument("--sample-steps", type=int, default=250)
     p.add_argument("--only", nargs="*", help="row folders to run (default: all)")
     args = p.parse_args(argv)
     set_backend("auto")
