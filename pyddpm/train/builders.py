@@ -1,4 +1,5 @@
-"""Turn a TrainConfig into the objects a run needs: data, U-Net, diffusion; and load a trained run back.
+"""Turn a TrainConfig into the objects a run needs: data, U-Net (or the VAE of --model vae), diffusion; and load
+a trained run back.
 
 Used by training, sampling and evaluation alike, so all three build the same model from the same config.
 """
@@ -11,12 +12,15 @@ from pyddpm.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_
 from pyddpm.data import load_data
 from pyddpm.diffusion import GaussianDiffusion, make_beta_schedule
 from pyddpm.diffusion.settings import LEARNED_VAR_TYPES
-from pyddpm.models import UNet
+from pyddpm.models import VAE, UNet
 from pyddpm.ops.backend import array_library
 from pyddpm.train.config import TrainConfig
 
 
 def build_diffusion(cfg):
+    """The GaussianDiffusion of cfg; None for a VAE run (--model vae), which has none."""
+    if cfg.model_type == "vae":
+        return None
     betas = make_beta_schedule(cfg.schedule, cfg.timesteps)
     return GaussianDiffusion(betas, mean_type=cfg.mean_type, var_type=cfg.var_type, loss_type=cfg.loss_type,
                              x0_weight=cfg.x0_weight, hybrid_lambda=cfg.hybrid_lambda)
@@ -29,7 +33,10 @@ def build_model(cfg, image_shape):
     name = kwargs.pop("name", "digits")
     C, H, W = image_shape
     if H != W:
-        raise ValueError(f"the U-Net takes square images; the data is {H}x{W}")
+        raise ValueError(f"the {'VAE' if cfg.model_type == 'vae' else 'U-Net'} takes square images; the data is "
+                         f"{H}x{W}")
+    if cfg.model_type == "vae":  # the one-latent VAE of the same preset name (pyddpm.models.vae.PRESETS)
+        return VAE.from_preset(name, **{**kwargs, "image_size": H, "in_ch": C})
     out_ch = 2 * C if cfg.var_type in LEARNED_VAR_TYPES else C
     return UNet.from_preset(name, **{**kwargs, "image_size": H, "in_ch": C, "out_ch": out_ch})
 
@@ -47,13 +54,18 @@ def run_config(ckpt, meta=None):
         raise CheckpointError(f"{ckpt}: the checkpoint's config is not a pyddpm training config ({e})") from e
 
 
-def load_trained(ckpt, weights="ema"):
-    """Load a run's config, its U-Net with the EMA (default) or raw weights, and its diffusion.
+def load_trained(ckpt, weights="ema", model_type="ddpm"):
+    """Load a run's config, its U-Net (or VAE) with the EMA (default) or raw weights, and its diffusion.
 
-    Returns (cfg, model in eval mode on the current backend's array library, diffusion, meta).
+    Returns (cfg, model in eval mode on the current backend's array library, diffusion, meta); diffusion is
+    None for a VAE run. ``model_type`` is what the caller can use ("ddpm" or "vae"): a run of the other kind is
+    refused with a CheckpointError naming it.
     """
     arrays, meta = load_checkpoint(ckpt)
     cfg, image_shape, meta = run_config(ckpt, meta)
+    if cfg.model_type != model_type:
+        raise CheckpointError(f"{ckpt}: the run is a {cfg.model_type.upper()} (trained with --model "
+                              f"{cfg.model_type}); this needs a {model_type.upper()} run")
     model = build_model(cfg, image_shape)
     prefix = weights + "/"
     state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}

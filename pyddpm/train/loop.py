@@ -40,6 +40,9 @@ class TrainingError(RuntimeError):
 
 
 class Trainer:
+    families = {}  # cfg.model_type -> its Trainer subclass, added by the subclass's module (pyddpm.train imports it)
+    summary = property(lambda self: f"U-Net {self.model.num_parameters():,} parameters; T={self.cfg.timesteps}")
+
     def __init__(self, cfg, log=print):
         self.cfg, self.log = cfg.validate(), log
         self.backend = set_backend(cfg.backend)
@@ -208,7 +211,7 @@ class Trainer:
         return path
 
     def draw_grid(self):
-        self.log(f"sampling {self.cfg.n_samples} images with the EMA weights ({self.diffusion.num_timesteps} steps)")
+        self.log(f"sampling {self.cfg.n_samples} images with the EMA weights ({self.summary})")
         self.grid_due = True
         self.log(f"wrote {self.sample_grid()}")
         self.grid_due = False
@@ -273,7 +276,7 @@ def train(cfg, resume=False, force=False, log=print):
                                   f"or --out DIR for a new one")
         if resume and not existing:
             raise FileNotFoundError(f"--resume: no checkpoint in {cfg.out}")
-        trainer = Trainer(cfg, log=log)
+        trainer = Trainer.families.get(cfg.model_type, Trainer)(cfg, log=log)
         if resume:
             trainer.restore(existing)
             if cfg.steps < trainer.step:
@@ -287,8 +290,7 @@ def train(cfg, resume=False, force=False, log=print):
         else:
             trainer.keep = prepare_new_run(cfg.out, force, log)
         log(f"data {trainer.data.name}: {len(trainer.data.images)} images of {trainer.image_shape}, "
-            f"hflip={trainer.hflip}; U-Net {trainer.model.num_parameters():,} parameters; T={cfg.timesteps}; "
-            f"backend {trainer.backend}")
+            f"hflip={trainer.hflip}; {trainer.summary}; backend {trainer.backend}")
         return trainer.run()
 
 
