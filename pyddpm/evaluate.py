@@ -13,6 +13,10 @@ scores of N real train images (the floor) and of N noise images (the ceiling).
 With --ode-bpd K, beside the bound: the likelihood of the same images through the probability-flow ODE
 (pyddpm.diffusion.ode_likelihood: K Heun steps, Hutchinson's trace with one Rademacher probe per image,
 uniform dequantisation), as bits/dim, an upper bound on the discrete NLL like the variational one.
+
+On a run of the one-latent VAE (--model vae): the negative ELBO in bits/dim (reconstruction + KL to the prior)
+and the IWAE bound with --iwae K importance samples (pyddpm/vae_cli.py); the samples scored are the decoder
+means at z ~ N(0, I). --ode-bpd, a diffusion's, is refused there.
 """
 
 import argparse
@@ -39,6 +43,7 @@ from pyddpm.ops.backend import BackendUnavailable, array_library, set_backend
 from pyddpm.sampling import check_counts
 from pyddpm.scoring import format_table, score_samples
 from pyddpm.train.builders import load_trained, model_fn_arrays, model_vjp_arrays, run_config
+from pyddpm.vae_cli import format_vae_bpd, is_vae_run, refuse_diffusion_flags, vae_evaluate
 
 
 def evaluate(ckpt, split="test", n=None, batch_size=100, seed=0, data=None, weights="ema", progress=True,
@@ -121,6 +126,8 @@ def main(argv=None):
     p.add_argument("--skip-bpd", action="store_true", help="score the samples only, not the bound")
     p.add_argument("--ode-bpd", type=int, metavar="K", help="also bits/dim through the probability-flow ODE in K "
                                                            "steps (1..T), on the same images")
+    p.add_argument("--iwae", type=int, metavar="K", help="VAE runs: importance samples per image for the IWAE "
+                                                         "bound (default 64)")
     p.add_argument("--fid", choices=["inception"], help="also the standard FID and Inception Score through "
                                                        "torch-fidelity (installed, with its weights present)")
     args = p.parse_args(argv)
@@ -141,6 +148,11 @@ def main(argv=None):
             inception_requirements()  # before any sampling: a missing piece is said at once
         if args.skip_bpd and not scoring:
             raise ValueError("--skip-bpd leaves nothing to do without --samples or --samples-npz")
+        vae = is_vae_run(args.ckpt)
+        if vae:
+            refuse_diffusion_flags(args.ckpt, ode_bpd=args.ode_bpd)
+        elif args.iwae is not None:
+            raise ValueError(f"--iwae applies to VAE runs (--model vae); {args.ckpt} is a DDPM run")
         if args.ode_bpd is not None:
             if args.skip_bpd:
                 raise ValueError("--ode-bpd is computed beside the bound: not with --skip-bpd")
@@ -149,8 +161,14 @@ def main(argv=None):
         if scoring:
             check_output_file(grid, "--grid")
         set_backend(args.backend)
-        bpd = None if args.skip_bpd else evaluate(args.ckpt, args.split, args.n, args.batch_size, args.seed,
-                                                   args.data, args.weights, ode_steps=args.ode_bpd)
+        if args.skip_bpd:
+            bpd = None
+        elif vae:
+            bpd = vae_evaluate(args.ckpt, args.split, args.n, args.batch_size, args.seed, args.data, args.weights,
+                               64 if args.iwae is None else args.iwae)
+        else:
+            bpd = evaluate(args.ckpt, args.split, args.n, args.batch_size, args.seed, args.data, args.weights,
+                           ode_steps=args.ode_bpd)
         if bpd is not None and not np.isfinite(bpd["total_bpd"]):
             raise ValueError(f"{args.ckpt}: the bound came out as {bpd['total_bpd']} bits/dim")
         scores = samples = None
@@ -171,7 +189,11 @@ def main(argv=None):
     record = {**(bpd or {"step": scores["step"]}), **({"sample_metrics": scores} if scores else {})}
     atomic_write_json(out, record)
     append_history(ckpt_dir / HISTORY_NAME, record)
-    print(format_table(bpd, scores))
+    if bpd is not None and bpd.get("model_type") == "vae":
+        print(format_vae_bpd(bpd))
+        bpd = None
+    if bpd is not None or scores:
+        print(format_table(bpd, scores))
     if scores:
         print(f"wrote {grid} (samples on the left, real test images on the right)")
     print(f"wrote {out}")

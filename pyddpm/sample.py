@@ -6,6 +6,9 @@ each image's x_t and predicted x_0 (Eq. 15) along the way, --interpolate decodes
 through x_t (Fig. 8); both as PNG strips (pyddpm/strips.py). Writes a PNG and, with --npz, the raw samples.
 Image i of a seed is the same at any --batch-size (its noise comes from its own generator (seed, i)), except
 with --sampler pc, whose Langevin step size is shared by the batch.
+
+On a run of the one-latent VAE (--model vae): the decoder means at z ~ N(0, I), and with --reconstruct PNG the
+first --n test images beside their reconstructions (pyddpm/vae_cli.py); the diffusion's flags are refused.
 """
 
 import argparse
@@ -23,6 +26,7 @@ from pyddpm.image_grid import save_image_grid
 from pyddpm.ops.backend import BackendUnavailable, set_backend
 from pyddpm.sampling import check_counts, sample
 from pyddpm.strips import interpolation_strip, trajectory_strip
+from pyddpm.vae_cli import is_vae_run, refuse_diffusion_flags, vae_reconstructions, vae_samples
 
 
 def main(argv=None):
@@ -33,7 +37,7 @@ def main(argv=None):
     p.add_argument("--out", default="samples.png", help="PNG to write (default samples.png)")
     p.add_argument("--npz", help="also write the samples as uint8 (N, C, H, W) under key 'images'")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sampler", choices=list(SAMPLERS), default="ancestral",
+    p.add_argument("--sampler", choices=list(SAMPLERS),
                    help="ancestral (Alg. 2, default), ddim, langevin (one noise level), annealed-langevin, sde "
                         "(Euler-Maruyama on the reverse SDE), pc (predictor-corrector), ode (probability flow, Heun)")
     p.add_argument("--steps", type=int, help="K, the sampler's number of steps, 1..T (default T)")
@@ -49,6 +53,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--weights", choices=["ema", "model"], default="ema",
                    help="EMA weights (default, as the paper) or the raw trained weights")
+    p.add_argument("--reconstruct", metavar="PNG", help="VAE runs: also write the first --n test images, each row "
+                                                       "of them followed by the row of their reconstructions")
     args = p.parse_args(argv)
     pyddpm.tune_process()
 
@@ -60,18 +66,30 @@ def main(argv=None):
             raise ValueError("--trajectory and --interpolate write different strips: pick one")
         if strip and args.npz:
             raise ValueError("--npz writes samples: not with --trajectory or --interpolate")
-        if args.interpolate is not None and (args.sampler != "ancestral" or args.eta is not None):
+        sampler = args.sampler or "ancestral"
+        if args.interpolate is not None and (sampler != "ancestral" or args.eta is not None):
             raise ValueError("--interpolate decodes with Alg. 2 (--sampler ancestral) and takes no --eta")
         check_output_file(args.out, "--out")
         if args.npz:
             check_output_file(args.npz, "--npz")
+        if args.reconstruct:
+            check_output_file(args.reconstruct, "--reconstruct")
         set_backend(args.backend)
+        if is_vae_run(args.ckpt):
+            refuse_diffusion_flags(args.ckpt, sampler=args.sampler, steps=args.steps, eta=args.eta,
+                                   trajectory=args.trajectory, interpolate=args.interpolate)
+            if args.reconstruct:
+                save_image_grid(args.reconstruct, *vae_reconstructions(args.ckpt, n, weights=args.weights))
+                print(f"wrote {args.reconstruct}")
+            return vae_samples(args.ckpt, n, args.seed, args.batch_size, args.weights)
+        if args.reconstruct:
+            raise ValueError(f"--reconstruct applies to VAE runs (--model vae); {args.ckpt} is a DDPM run")
         if args.trajectory:
-            return trajectory_strip(args.ckpt, n, args.seed, args.batch_size, args.weights, True, args.sampler,
+            return trajectory_strip(args.ckpt, n, args.seed, args.batch_size, args.weights, True, sampler,
                                     args.steps, args.eta)
         if args.interpolate is not None:
             return interpolation_strip(args.ckpt, n, args.interpolate, args.seed, args.weights, True, args.steps)
-        return sample(args.ckpt, n, args.seed, args.batch_size, args.weights, True, args.sampler, args.steps,
+        return sample(args.ckpt, n, args.seed, args.batch_size, args.weights, True, sampler, args.steps,
                       args.eta)
 
     images, code = run(work, (BackendUnavailable, CheckpointError, DataError, ValueError))

@@ -17,6 +17,7 @@ from pyddpm.diffusion.samplers.ddim import check_eta
 from pyddpm.diffusion.samplers.steps import check_steps
 from pyddpm.ops.backend import array_library
 from pyddpm.train.builders import load_trained, model_fn_arrays
+from pyddpm.vae_cli import is_vae_run, vae_samples
 
 
 def check_counts(**flags):
@@ -62,5 +63,8 @@ def sample_batches(ckpt, n, seed=0, batch_size=64, weights="ema", progress=True,
 
 def sample(ckpt, n, seed=0, batch_size=64, weights="ema", progress=True, sampler="ancestral", steps=None, eta=None):
     """uint8 samples (n, C, H, W) from the run in ``ckpt``; image i depends on (seed, i) only (but for pc)."""
+    if is_vae_run(ckpt):  # --model vae: the decoder means at z ~ N(0, I); there is no sampler to choose
+        check_counts(n=n, seed=seed, batch_size=batch_size)
+        return vae_samples(ckpt, n, seed, batch_size, weights, progress)
     return np.concatenate([to_uint8(x) for _, x in sample_batches(ckpt, n, seed, batch_size, weights, progress,
                                                                  sampler, steps, eta)])
