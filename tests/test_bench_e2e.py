@@ -62,7 +62,7 @@ def test_timed_training_steps_make_the_same_update():
     theirs = TorchRunner(config, images, init_from=ours)
     x0, noise = (rng.uniform(-1, 1, (4, *config.image_shape())).astype(np.float32) for _ in range(2))
     t = np.array([0, 10, 500, 999])
-    ours.trainer.batch = lambda: (x0, t, noise)
+    ours.trainer.batch = lambda: (x0, t, noise, np.ones(len(t)))  # uniform t: every weight is 1
     theirs.batch = lambda: (torch.from_numpy(x0), torch.from_numpy(t), torch.from_numpy(noise))
     for _ in range(2):
         np.testing.assert_allclose(ours.train_step(), theirs.train_step(), rtol=1e-4)
